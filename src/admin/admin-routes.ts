@@ -1,0 +1,132 @@
+import { Hono } from "hono";
+import { z } from "zod";
+import type { Env } from "../env";
+import { notFound, ProblemError, GUARD_PROBLEM_BASE, badRequest } from "../problem";
+import { tenantObjectName } from "../proxy/identity";
+import type { KeyChange } from "../tenant-guard";
+import {
+  ANONYMOUS_TENANT,
+  configWarnings,
+  tenantConfigSchema,
+  tenantNameSchema,
+} from "../tenant/tenant-config";
+import { TenantDirectory, hashKey } from "../tenant/tenant-directory";
+import { adminAuth } from "./admin-auth";
+import { parseOrThrow, readJson } from "./json-body";
+
+type AdminEnv = { Bindings: Env };
+
+const registerKeySchema = z
+  .strictObject({
+    key: z
+      .string()
+      .min(16, "must be at least 16 characters")
+      .max(256, "must be at most 256 characters")
+      .regex(/^[A-Za-z0-9._~+/=-]+$/, "may only contain A-Z a-z 0-9 . _ ~ + / = -")
+      .optional(),
+  })
+  .optional();
+
+const listQuerySchema = z.strictObject({
+  limit: z.coerce.number().int().min(1).max(1000).default(100),
+  cursor: z.string().max(1024).optional(),
+});
+
+function randomToken(bytes: number): string {
+  const raw = crypto.getRandomValues(new Uint8Array(bytes));
+  return btoa(String.fromCharCode(...raw)).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
+}
+
+function tenantParam(raw: string | undefined): string {
+  return parseOrThrow(tenantNameSchema, raw, "tenant name in the path");
+}
+
+function conflict(detail: string): ProblemError {
+  return new ProblemError({ type: `${GUARD_PROBLEM_BASE}conflict`, title: "Conflict", status: 409, detail });
+}
+
+function stubFor(env: Env, tenant: string) {
+  return env.TENANT_GUARD.getByName(tenantObjectName(tenant));
+}
+
+function keyChangeError(change: Exclude<KeyChange, { kind: "ok" }>, tenant: string): ProblemError {
+  switch (change.kind) {
+    case "unconfigured":
+      return notFound(`tenant '${tenant}' does not exist; PUT /__guard/tenants/${tenant} first`);
+    case "too_many_keys":
+      return conflict(`tenant '${tenant}' already has ${change.max} keys; delete one first`);
+    case "not_found":
+      return notFound(`tenant '${tenant}' has no such key`);
+  }
+}
+
+export function adminRoutes(): Hono<AdminEnv> {
+  const admin = new Hono<AdminEnv>().basePath("/__guard");
+  admin.use("*", adminAuth);
+
+  admin.get("/tenants", async (c) => {
+    const query = parseOrThrow(listQuerySchema, c.req.query(), "query");
+    return c.json(await new TenantDirectory(c.env.TENANTS).listTenants(query.cursor, query.limit));
+  });
+
+  admin.put("/tenants/:tenant", async (c) => {
+    const tenant = tenantParam(c.req.param("tenant"));
+    const body = await readJson(c.req.raw);
+    const config = parseOrThrow(tenantConfigSchema, body, "tenant config");
+    // The object is the authority: limits apply there first, then the edge copy follows.
+    const stored = await stubFor(c.env, tenant).configure(config);
+    await new TenantDirectory(c.env.TENANTS).putTenant(tenant, stored);
+    return c.json({ tenant, limits: stored, warnings: configWarnings(stored) });
+  });
+
+  admin.get("/tenants/:tenant", async (c) => {
+    const tenant = tenantParam(c.req.param("tenant"));
+    const stats = await stubFor(c.env, tenant).stats();
+    if (!stats.limits) throw notFound(`tenant '${tenant}' does not exist`);
+    return c.json({ tenant, ...stats });
+  });
+
+  admin.delete("/tenants/:tenant", async (c) => {
+    const tenant = tenantParam(c.req.param("tenant"));
+    const stub = stubFor(c.env, tenant);
+    const directory = new TenantDirectory(c.env.TENANTS);
+    const existed = (await stub.stats()).limits !== null || (await directory.tenant(tenant, Date.now())) !== null;
+    if (!existed) throw notFound(`tenant '${tenant}' does not exist`);
+    const keys = await stub.destroy();
+    for (const key of keys) await directory.deleteKey(key.hash);
+    await directory.deleteTenant(tenant);
+    return c.body(null, 204);
+  });
+
+  admin.get("/tenants/:tenant/keys", async (c) => {
+    const tenant = tenantParam(c.req.param("tenant"));
+    const keys = await stubFor(c.env, tenant).listKeys();
+    return c.json({ tenant, keys: keys.map(({ id, hint, createdAt }) => ({ id, hint, createdAt })) });
+  });
+
+  admin.post("/tenants/:tenant/keys", async (c) => {
+    const tenant = tenantParam(c.req.param("tenant"));
+    if (tenant === ANONYMOUS_TENANT) throw badRequest("the anonymous tenant cannot have keys", { errors: [{ field: "tenant", message: "reserved" }] });
+    const body = parseOrThrow(registerKeySchema, await readJson(c.req.raw, { optional: true }), "key request");
+    const key = body?.key ?? `gk_${randomToken(32)}`;
+    const hash = await hashKey(key);
+    const directory = new TenantDirectory(c.env.TENANTS);
+    if (await directory.getKey(hash)) throw conflict("that key is already registered");
+    const record = { id: `key_${randomToken(9)}`, hash, createdAt: Date.now(), hint: `${key.slice(0, 6)}…` };
+    const change = await stubFor(c.env, tenant).addKey(record);
+    if (change.kind !== "ok") throw keyChangeError(change, tenant);
+    await directory.putKey(hash, { tenant, id: record.id });
+    return c.json({ id: record.id, key, tenant }, 201);
+  });
+
+  admin.delete("/tenants/:tenant/keys/:id", async (c) => {
+    const tenant = tenantParam(c.req.param("tenant"));
+    const id = c.req.param("id");
+    const change = await stubFor(c.env, tenant).removeKey(id);
+    if (change.kind !== "ok") throw keyChangeError(change, tenant);
+    await new TenantDirectory(c.env.TENANTS).deleteKey(change.key.hash);
+    return c.body(null, 204);
+  });
+
+  return admin;
+}

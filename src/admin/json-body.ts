@@ -1,0 +1,113 @@
+import type { z } from "zod";
+import { GUARD_PROBLEM_BASE, ProblemError, badRequest } from "../problem";
+
+/** Admin bodies are small config documents; anything larger is refused before parsing. */
+export const MAX_ADMIN_BODY_BYTES = 64 * 1024;
+
+function tooLarge(): ProblemError {
+  return new ProblemError({
+    type: `${GUARD_PROBLEM_BASE}body-too-large`,
+    title: "Content Too Large",
+    status: 413,
+    detail: `the body exceeds ${MAX_ADMIN_BODY_BYTES} bytes`,
+  });
+}
+
+/** Reads at most MAX_ADMIN_BODY_BYTES, whatever Content-Length claims. */
+async function readBounded(request: Request): Promise<string> {
+  const declared = Number(request.headers.get("content-length") ?? "0");
+  if (declared > MAX_ADMIN_BODY_BYTES) throw tooLarge();
+  if (!request.body) return "";
+  const reader = request.body.getReader();
+  const chunks: Uint8Array[] = [];
+  let total = 0;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    total += value.byteLength;
+    if (total > MAX_ADMIN_BODY_BYTES) {
+      await reader.cancel().catch(() => undefined);
+      throw tooLarge();
+    }
+    chunks.push(value);
+  }
+  const bytes = new Uint8Array(total);
+  let offset = 0;
+  for (const chunk of chunks) {
+    bytes.set(chunk, offset);
+    offset += chunk.byteLength;
+  }
+  return new TextDecoder("utf-8", { fatal: true, ignoreBOM: false }).decode(bytes);
+}
+
+export async function readJson(request: Request, options: { optional?: boolean } = {}): Promise<unknown> {
+  const type = request.headers.get("content-type") ?? "";
+  let text: string;
+  try {
+    text = await readBounded(request);
+  } catch (error) {
+    if (error instanceof ProblemError) throw error;
+    throw badRequest("the body is not valid UTF-8");
+  }
+  if (text.trim() === "") {
+    if (options.optional) return undefined;
+    throw badRequest("a JSON body is required");
+  }
+  if (!/^application\/(?:[\w.+-]+\+)?json\b/i.test(type)) {
+    throw new ProblemError({
+      type: `${GUARD_PROBLEM_BASE}unsupported-media-type`,
+      title: "Unsupported Media Type",
+      status: 415,
+      detail: `the body must be application/json (got '${type.slice(0, 100)}')`,
+    });
+  }
+  try {
+    return JSON.parse(text);
+  } catch {
+    throw badRequest("the body is not valid JSON");
+  }
+}
+
+function valueAt(input: unknown, path: readonly PropertyKey[]): unknown {
+  let current = input;
+  for (const key of path) {
+    if (current === null || typeof current !== "object") return undefined;
+    current = (current as Record<PropertyKey, unknown>)[key];
+  }
+  return current;
+}
+
+function echo(value: unknown): string {
+  if (value === undefined) return "nothing";
+  const text = JSON.stringify(value) ?? String(value);
+  return text.length > 80 ? `${text.slice(0, 77)}...` : text;
+}
+
+export interface FieldError {
+  readonly field: string;
+  readonly message: string;
+}
+
+/** Each problem names its field and echoes the bad value, e.g. `rate: must be > 0 (got -1)`. */
+export function fieldErrors(error: z.ZodError, input: unknown): FieldError[] {
+  return error.issues.map((issue) => {
+    if (issue.code === "unrecognized_keys") {
+      const prefix = issue.path.length > 0 ? `${issue.path.join(".")}.` : "";
+      return {
+        field: issue.keys.map((key) => `${prefix}${key}`).join(", "),
+        message: "unknown field",
+      };
+    }
+    const field = issue.path.length > 0 ? issue.path.join(".") : "(body)";
+    return { field, message: `${issue.message} (got ${echo(valueAt(input, issue.path))})` };
+  });
+}
+
+export function parseOrThrow<T>(schema: z.ZodType<T>, input: unknown, what: string): T {
+  const result = schema.safeParse(input);
+  if (result.success) return result.data;
+  const errors = fieldErrors(result.error, input);
+  throw badRequest(`invalid ${what}: ${errors.map((e) => `${e.field}: ${e.message}`).join("; ")}`, {
+    errors,
+  });
+}

@@ -1,0 +1,94 @@
+import { type Priority, countByPriority } from "./priority";
+import { ADMISSION_SHED_REASONS, type AdmissionShedReason } from "./shed-reason";
+
+/**
+ * Per-tenant decision counters. They add up: arrived = admitted + shed + queued now
+ * (a queued request counts once it leaves the queue, admitted or shed).
+ */
+export interface Counters {
+  readonly arrived: number;
+  readonly admitted: number;
+  readonly admittedByPriority: Readonly<Record<Priority, number>>;
+  readonly shed: number;
+  readonly shedByReason: Readonly<Record<AdmissionShedReason, number>>;
+  readonly shedByPriority: Readonly<Record<Priority, number>>;
+  /** Requests that waited in the queue at some point. */
+  readonly queuedEver: number;
+  readonly released: number;
+  /** Leases reclaimed because their holder never released them. */
+  readonly reaped: number;
+  /** Admitted, then the origin did not answer before the deadline (504). */
+  readonly deadlineExceeded: number;
+  /** Admitted, then the origin could not be reached or failed mid-response. */
+  readonly originFailed: number;
+}
+
+/** How an admitted request ended, as its holder reports on release. */
+export const RELEASE_OUTCOMES = ["completed", "cancelled", "deadline_exceeded", "origin_failed"] as const;
+export type ReleaseOutcome = (typeof RELEASE_OUTCOMES)[number];
+
+export function emptyCounters(): Counters {
+  const shedByReason = Object.fromEntries(
+    ADMISSION_SHED_REASONS.map((reason) => [reason, 0]),
+  ) as Record<AdmissionShedReason, number>;
+  return {
+    arrived: 0,
+    admitted: 0,
+    admittedByPriority: countByPriority(),
+    shed: 0,
+    shedByReason,
+    shedByPriority: countByPriority(),
+    queuedEver: 0,
+    released: 0,
+    reaped: 0,
+    deadlineExceeded: 0,
+    originFailed: 0,
+  };
+}
+
+export function countArrival(counters: Counters, queued: boolean): Counters {
+  return {
+    ...counters,
+    arrived: counters.arrived + 1,
+    queuedEver: counters.queuedEver + (queued ? 1 : 0),
+  };
+}
+
+export function countAdmit(counters: Counters, priority: Priority): Counters {
+  return {
+    ...counters,
+    admitted: counters.admitted + 1,
+    admittedByPriority: bump(counters.admittedByPriority, priority),
+  };
+}
+
+export function countShed(
+  counters: Counters,
+  reason: AdmissionShedReason,
+  priority: Priority,
+): Counters {
+  return {
+    ...counters,
+    shed: counters.shed + 1,
+    shedByReason: bump(counters.shedByReason, reason),
+    shedByPriority: bump(counters.shedByPriority, priority),
+  };
+}
+
+export function countRelease(counters: Counters, outcome: ReleaseOutcome | "reaped"): Counters {
+  switch (outcome) {
+    case "reaped":
+      return { ...counters, reaped: counters.reaped + 1 };
+    case "deadline_exceeded":
+      return { ...counters, released: counters.released + 1, deadlineExceeded: counters.deadlineExceeded + 1 };
+    case "origin_failed":
+      return { ...counters, released: counters.released + 1, originFailed: counters.originFailed + 1 };
+    case "completed":
+    case "cancelled":
+      return { ...counters, released: counters.released + 1 };
+  }
+}
+
+function bump<K extends string>(record: Readonly<Record<K, number>>, key: K): Record<K, number> {
+  return { ...record, [key]: (record[key] ?? 0) + 1 };
+}

@@ -1,0 +1,64 @@
+import { Hono } from "hono";
+import { HTTPException } from "hono/http-exception";
+import { adminRoutes } from "./admin/admin-routes";
+import { isAdminPath } from "./admin/admin-path";
+import { type DecisionSink, analyticsEngineSink } from "./analytics";
+import { ConfigError } from "./config";
+import type { Env } from "./env";
+import { ProblemError, notFound, problemResponse } from "./problem";
+import { type OriginFetch } from "./proxy/forward";
+import { guardRequest } from "./proxy/guard-request";
+
+type AppEnv = { Bindings: Env };
+
+/** The one error handler: every failure leaves as problem+json; internals never leak. */
+export function errorResponse(error: unknown): Response {
+  if (error instanceof ProblemError) return error.response();
+  if (error instanceof ConfigError) {
+    console.error(error.message);
+    return problemResponse({ type: "about:blank", title: "Internal Server Error", status: 500, detail: error.message });
+  }
+  if (error instanceof HTTPException) {
+    return problemResponse({ type: "about:blank", title: error.message || "Error", status: error.status, detail: error.message });
+  }
+  console.error("unexpected error", error);
+  return problemResponse({
+    type: "about:blank",
+    title: "Internal Server Error",
+    status: 500,
+    detail: "the guard failed unexpectedly; the error was logged",
+  });
+}
+
+export interface AppPorts {
+  readonly originFetch?: OriginFetch;
+  readonly sink?: (env: Env) => DecisionSink;
+  readonly random?: () => number;
+}
+
+/**
+ * The Worker: admin API under /__guard (never forwarded, whatever its spelling), everything
+ * else through the guard to the origin.
+ */
+export function createApp(ports: AppPorts = {}) {
+  const admin = adminRoutes();
+  admin.onError((error) => errorResponse(error));
+  admin.notFound((c) => notFound(`no admin route for ${c.req.method} ${new URL(c.req.url).pathname}`).response());
+
+  const proxy = new Hono<AppEnv>();
+  proxy.onError((error) => errorResponse(error));
+  proxy.all("*", (c) =>
+    guardRequest(c.req.raw, c.env, c.executionCtx as ExecutionContext, {
+      originFetch: ports.originFetch ?? ((input, init) => fetch(input, init)),
+      sink: (ports.sink ?? ((env: Env) => analyticsEngineSink(env.ANALYTICS)))(c.env),
+      random: ports.random ?? Math.random,
+    }),
+  );
+
+  return {
+    fetch(request: Request, env: Env, ctx: ExecutionContext): Promise<Response> {
+      const app = isAdminPath(new URL(request.url).pathname) ? admin : proxy;
+      return Promise.resolve(app.fetch(request, env, ctx));
+    },
+  };
+}

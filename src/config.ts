@@ -1,0 +1,65 @@
+import { z } from "zod";
+import type { Env } from "./env";
+
+/**
+ * The Worker's settings, parsed from its bindings once per isolate. A bad value is reported by
+ * name with the value it had, on the first request, instead of failing obscurely later.
+ */
+export interface GuardConfig {
+  readonly originUrl: URL;
+  /** null disables the admin API: it fails closed, never open. */
+  readonly adminToken: string | null;
+  readonly unknownKeys: "anonymous" | "reject";
+}
+
+const envSchema = z.object({
+  ORIGIN_URL: z
+    .string({ error: "is required: the origin that admitted requests are forwarded to" })
+    .url("must be an absolute http(s) URL")
+    .refine((value) => /^https?:/i.test(value), "must use http or https"),
+  ADMIN_TOKEN: z
+    .string()
+    .min(16, "must be at least 16 characters")
+    .regex(/^[A-Za-z0-9._~+/=-]+$/, "may only contain A-Z a-z 0-9 . _ ~ + / = -")
+    .optional()
+    .or(z.literal("").transform(() => undefined)),
+  UNKNOWN_KEYS: z.enum(["anonymous", "reject"]).default("anonymous"),
+});
+
+export class ConfigError extends Error {
+  override readonly name = "ConfigError";
+}
+
+const parsed = new WeakMap<object, GuardConfig | ConfigError>();
+
+export function guardConfig(env: Env): GuardConfig {
+  let config = parsed.get(env);
+  if (!config) {
+    config = parseEnv(env);
+    parsed.set(env, config);
+  }
+  if (config instanceof ConfigError) throw config;
+  return config;
+}
+
+function parseEnv(env: Env): GuardConfig | ConfigError {
+  const result = envSchema.safeParse({
+    ORIGIN_URL: env.ORIGIN_URL,
+    ADMIN_TOKEN: env.ADMIN_TOKEN,
+    UNKNOWN_KEYS: env.UNKNOWN_KEYS,
+  });
+  if (!result.success) {
+    const problems = result.error.issues.map((issue) => {
+      const field = issue.path.join(".");
+      const value = field === "ADMIN_TOKEN" ? "(hidden)" : JSON.stringify((env as unknown as Record<string, unknown>)[field]);
+      return `${field} ${issue.message} (got ${value})`;
+    });
+    return new ConfigError(`guard misconfigured: ${problems.join("; ")}`);
+  }
+  const data = result.data;
+  return {
+    originUrl: new URL(data.ORIGIN_URL),
+    adminToken: data.ADMIN_TOKEN ?? null,
+    unknownKeys: data.UNKNOWN_KEYS,
+  };
+}

@@ -1,0 +1,11 @@
+import type { TenantGuard } from "./tenant-guard";
+
+/** The Worker's bindings, as declared in wrangler.toml. Parsed into `GuardConfig` by config.ts. */
+export interface Env {
+  readonly TENANT_GUARD: DurableObjectNamespace<TenantGuard>;
+  readonly TENANTS: KVNamespace;
+  readonly ANALYTICS?: AnalyticsEngineDataset;
+  readonly ORIGIN_URL?: string;
+  readonly ADMIN_TOKEN?: string;
+  readonly UNKNOWN_KEYS?: string;
+}

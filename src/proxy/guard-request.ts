@@ -1,0 +1,247 @@
+import { deadlineBudgetMs, parseClientTimeoutMs, remainingMs } from "../admission/deadline";
+import type { FullBehaviour } from "../admission/limits";
+import type { Priority } from "../admission/priority";
+import { effectivePriority } from "../admission/priority-hint";
+import type { AdmissionShedReason } from "../admission/shed-reason";
+import type { DecisionSink } from "../analytics";
+import { guardConfig } from "../config";
+import type { Env } from "../env";
+import { GUARD_PROBLEM_BASE, problemResponse } from "../problem";
+import { setRateLimitFields } from "../ratelimit-fields";
+import { pessimisticQuota, shedResponse } from "../signals";
+import type { AdmitDecision, Quota, ReleaseOutcome } from "../tenant/rpc";
+import { TenantDirectory } from "../tenant/tenant-directory";
+import { type OriginFetch, forwardToOrigin, originTarget } from "./forward";
+import { clientResponseHeaders, originRequestHeaders } from "./header-hygiene";
+import { type Identity, anonymousIdentity, resolveIdentity } from "./identity";
+import { releaseOnEnd } from "./release-on-end";
+
+export interface ProxyPorts {
+  readonly originFetch: OriginFetch;
+  readonly sink: DecisionSink;
+  readonly random: () => number;
+}
+
+/** What the edge decided about a request before asking for admission. */
+interface Plan {
+  readonly identity: Identity;
+  readonly route: string;
+  readonly priority: Priority;
+  readonly fullBehaviour: FullBehaviour;
+  readonly budgetMs: number;
+  readonly deadline: number;
+}
+
+type Admission = AdmitDecision | { readonly kind: "unavailable" };
+
+/** How long a client should stay away when the guard itself cannot decide. */
+const UNAVAILABLE_RETRY_MS = 2_000;
+
+function plan(request: Request, url: URL, identity: Identity, now: number): Plan {
+  const { config, classify } = identity.tenant;
+  const routeClass = classify(request.method, url.pathname);
+  const priority = effectivePriority(routeClass.priority, request.headers.get("x-priority"), config.maxClientPriority);
+  const clientBudget = parseClientTimeoutMs(request.headers.get("x-request-timeout-ms"));
+  const budgetMs = deadlineBudgetMs(clientBudget, routeClass.timeoutMs);
+  return {
+    identity,
+    route: routeClass.route,
+    priority,
+    fullBehaviour: routeClass.fullBehaviour,
+    budgetMs,
+    deadline: now + budgetMs,
+  };
+}
+
+function objectFor(env: Env, identity: Identity) {
+  return env.TENANT_GUARD.getByName(identity.objectName);
+}
+
+async function askAdmission(env: Env, plan: Plan): Promise<Admission> {
+  try {
+    return await objectFor(env, plan.identity).admit({
+      priority: plan.priority,
+      deadline: plan.deadline,
+      fullBehaviour: plan.fullBehaviour,
+      ...(plan.identity.carriedLimits ? { limits: plan.identity.carriedLimits } : {}),
+    });
+  } catch (error) {
+    console.error(`admission for '${plan.identity.objectName}' failed`, error);
+    return { kind: "unavailable" };
+  }
+}
+
+/**
+ * The proxy path: resolve the tenant, classify, ask the tenant's object for admission, then
+ * forward (streaming, deadline attached, slot released when the body ends) or shed at once.
+ */
+export async function guardRequest(
+  request: Request,
+  env: Env,
+  ctx: ExecutionContext,
+  ports: ProxyPorts,
+): Promise<Response> {
+  const now = Date.now();
+  const config = guardConfig(env);
+  const directory = new TenantDirectory(env.TENANTS);
+  const url = new URL(request.url);
+  const clientIp = request.headers.get("cf-connecting-ip");
+  const apiKey = request.headers.get("x-api-key");
+
+  let current = plan(request, url, await resolveIdentity(apiKey, clientIp, directory, config, now), now);
+  let admission = await askAdmission(env, current);
+  if (admission.kind === "unconfigured" && !current.identity.carriedLimits) {
+    // The tenant was deleted while this isolate still had its key cached.
+    current = plan(request, url, await anonymousIdentity(apiKey, clientIp, directory, config, now), now);
+    admission = await askAdmission(env, current);
+  }
+
+  switch (admission.kind) {
+    case "admit":
+      return forwardAdmitted(request, url, env, ctx, ports, current, admission);
+    case "shed":
+      return shed(ports, request, current, admission.reason, admission.retryAfterMs, admission.quota, admission.waitedMs);
+    case "unconfigured":
+    case "unavailable":
+      return shed(ports, request, current, "guard_unavailable", UNAVAILABLE_RETRY_MS, null, 0);
+  }
+}
+
+function shed(
+  ports: ProxyPorts,
+  request: Request,
+  plan: Plan,
+  reason: AdmissionShedReason | "guard_unavailable" | "deadline_exceeded",
+  retryAfterMs: number,
+  quota: Quota | null,
+  waitedMs: number,
+  originMs = 0,
+): Response {
+  const effectiveQuota = quota ?? pessimisticQuota(plan.identity.tenant.config);
+  const response = shedResponse(
+    {
+      reason,
+      retryAfterMs,
+      quota: effectiveQuota,
+      tenant: plan.identity.tenant.name,
+      priority: plan.priority,
+      waitedMs,
+      budgetMs: plan.budgetMs,
+    },
+    ports.random,
+  );
+  ports.sink.record({
+    tenant: plan.identity.tenant.name,
+    outcome: reason === "deadline_exceeded" ? "error" : "shed",
+    reason,
+    priority: plan.priority,
+    route: plan.route,
+    method: request.method,
+    queueWaitMs: waitedMs,
+    queueDepth: effectiveQuota.queued,
+    status: response.status,
+    originMs,
+    inFlight: effectiveQuota.inFlight,
+    budgetMs: plan.budgetMs,
+  });
+  return response;
+}
+
+async function forwardAdmitted(
+  request: Request,
+  url: URL,
+  env: Env,
+  ctx: ExecutionContext,
+  ports: ProxyPorts,
+  plan: Plan,
+  admission: Extract<AdmitDecision, { kind: "admit" }>,
+): Promise<Response> {
+  const stub = objectFor(env, plan.identity);
+  const forwardedAt = Date.now();
+  let released = false;
+  /** Releases the slot once; records the outcome unless a shed answer already recorded it. */
+  const finish = (outcome: ReleaseOutcome, status: number, recorded = false) => {
+    if (released) return;
+    released = true;
+    // Off the response path: the client does not wait for the release to land.
+    ctx.waitUntil(
+      stub.release(admission.leaseId, outcome).catch((error: unknown) => {
+        console.error("release failed; the lease expires on its own", error);
+      }),
+    );
+    if (!recorded) {
+      ports.sink.record({
+        tenant: plan.identity.tenant.name,
+        outcome: outcome === "origin_failed" || outcome === "deadline_exceeded" ? "error" : "admitted",
+        reason: outcome,
+        priority: plan.priority,
+        route: plan.route,
+        method: request.method,
+        queueWaitMs: admission.waitedMs,
+        queueDepth: admission.quota.queued,
+        status,
+        originMs: Date.now() - forwardedAt,
+        inFlight: admission.quota.inFlight,
+        budgetMs: plan.budgetMs,
+      });
+    }
+  };
+
+  const timeoutMs = remainingMs(plan.deadline, forwardedAt);
+  if (timeoutMs <= 0) {
+    // Admitted at the last moment: sending it now would only be late work for the origin.
+    finish("cancelled", 504, true);
+    return shed(ports, request, plan, "deadline_exceeded", 1_000, admission.quota, admission.waitedMs);
+  }
+  const config = guardConfig(env);
+  const headers = originRequestHeaders(request.headers, {
+    tenant: plan.identity.tenant.name,
+    priority: plan.priority,
+    deadline: plan.deadline,
+    timeoutMs,
+    clientIp: request.headers.get("cf-connecting-ip"),
+    publicUrl: url,
+    requestId: admission.leaseId,
+  });
+  const result = await forwardToOrigin(
+    originTarget(config.originUrl, url),
+    request,
+    headers,
+    plan.deadline,
+    forwardedAt,
+    ports.originFetch,
+  );
+
+  switch (result.kind) {
+    case "deadline_exceeded":
+      finish("deadline_exceeded", 504, true);
+      return shed(ports, request, plan, "deadline_exceeded", 1_000, admission.quota, admission.waitedMs, timeoutMs);
+    case "client_gone":
+      finish("cancelled", 0);
+      return new Response(null, { status: 499 });
+    case "failed":
+      finish("origin_failed", 502);
+      return problemResponse({
+        type: `${GUARD_PROBLEM_BASE}origin-unreachable`,
+        title: "Bad Gateway",
+        status: 502,
+        detail: "the origin could not be reached or reset the connection",
+        reason: "origin_failed",
+      });
+    case "response": {
+      const upstream = result.response;
+      const responseHeaders = clientResponseHeaders(upstream.headers);
+      setRateLimitFields(responseHeaders, admission.quota, null);
+      const body = upstream.body
+        ? releaseOnEnd(upstream.body, result.deadlineSignal, (outcome) => finish(outcome, upstream.status))
+        : null;
+      if (!body) finish("completed", upstream.status);
+      return new Response(body, {
+        status: upstream.status,
+        statusText: upstream.statusText,
+        headers: responseHeaders,
+        encodeBody: "manual",
+      });
+    }
+  }
+}

@@ -1,0 +1,81 @@
+/**
+ * Which headers cross the guard. Hop-by-hop headers (RFC 9110 §7.6.1) and any header the
+ * `Connection` field names are dropped both ways. Headers the guard itself asserts to the origin
+ * (tenant, priority, deadline, forwarding) are dropped from the client's request and set anew:
+ * a client must never be able to choose its own tenant, priority or deadline by sending them.
+ */
+const HOP_BY_HOP = new Set([
+  "connection",
+  "keep-alive",
+  "proxy-connection",
+  "proxy-authenticate",
+  "proxy-authorization",
+  "te",
+  "trailer",
+  "transfer-encoding",
+  "upgrade",
+]);
+
+/** Set by the guard only. `x-envoy-*` carries timeouts an Envoy origin would trust. */
+const GUARD_ASSERTED = new Set([
+  "x-request-timeout-ms",
+  "x-request-deadline",
+  "x-forwarded-for",
+  "x-forwarded-proto",
+  "x-forwarded-host",
+  "x-real-ip",
+  "forwarded",
+  "host",
+]);
+const GUARD_ASSERTED_PREFIXES = ["x-guard-", "x-envoy-"];
+
+function connectionListed(headers: Headers): Set<string> {
+  const listed = headers.get("connection") ?? "";
+  return new Set(
+    listed
+      .split(",")
+      .map((token) => token.trim().toLowerCase())
+      .filter(Boolean),
+  );
+}
+
+export function withoutHopByHop(headers: Headers, dropAlso: (name: string) => boolean = () => false): Headers {
+  const listed = connectionListed(headers);
+  const kept = new Headers();
+  for (const [name, value] of headers) {
+    if (HOP_BY_HOP.has(name) || listed.has(name) || dropAlso(name)) continue;
+    kept.append(name, value);
+  }
+  return kept;
+}
+
+function isGuardAsserted(name: string): boolean {
+  return GUARD_ASSERTED.has(name) || GUARD_ASSERTED_PREFIXES.some((prefix) => name.startsWith(prefix));
+}
+
+export interface OriginAssertions {
+  readonly tenant: string;
+  readonly priority: string;
+  readonly deadline: number;
+  readonly timeoutMs: number;
+  readonly clientIp: string | null;
+  readonly publicUrl: URL;
+  readonly requestId: string;
+}
+
+export function originRequestHeaders(client: Headers, asserted: OriginAssertions): Headers {
+  const headers = withoutHopByHop(client, isGuardAsserted);
+  if (asserted.clientIp) headers.set("x-forwarded-for", asserted.clientIp);
+  headers.set("x-forwarded-proto", asserted.publicUrl.protocol.replace(":", ""));
+  headers.set("x-forwarded-host", asserted.publicUrl.host);
+  headers.set("x-guard-tenant", asserted.tenant);
+  headers.set("x-guard-priority", asserted.priority);
+  headers.set("x-guard-request-id", asserted.requestId);
+  headers.set("x-request-timeout-ms", String(asserted.timeoutMs));
+  headers.set("x-request-deadline", String(asserted.deadline));
+  return headers;
+}
+
+export function clientResponseHeaders(origin: Headers): Headers {
+  return withoutHopByHop(origin);
+}

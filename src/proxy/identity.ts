@@ -1,0 +1,76 @@
+import type { GuardConfig } from "../config";
+import { ProblemError } from "../problem";
+import { compileRoutes } from "../tenant/route-rules";
+import type { AdmitRequest } from "../tenant/rpc";
+import { ANONYMOUS_TENANT, DEFAULT_ANONYMOUS_CONFIG, limitsOf } from "../tenant/tenant-config";
+import type { EdgeTenant, TenantDirectory } from "../tenant/tenant-directory";
+
+/** Who a request is charged to, and which object decides for it. */
+export interface Identity {
+  readonly tenant: EdgeTenant;
+  readonly objectName: string;
+  /** For anonymous per-IP objects, which have no config of their own. */
+  readonly carriedLimits: AdmitRequest["limits"];
+}
+
+const defaultAnonymous: EdgeTenant = {
+  name: ANONYMOUS_TENANT,
+  config: DEFAULT_ANONYMOUS_CONFIG,
+  classify: compileRoutes(DEFAULT_ANONYMOUS_CONFIG),
+};
+
+export const tenantObjectName = (tenant: string) => `tenant:${tenant}`;
+
+/**
+ * IPv6 clients usually hold a whole /64, so a per-address bucket would let one client rotate
+ * through millions of buckets; they share one per /64.
+ */
+export function clientBucket(ip: string | null): string {
+  if (!ip) return "unknown";
+  if (!ip.includes(":")) return ip;
+  const [head = "", tail = ""] = ip.toLowerCase().split("::");
+  const headGroups = head ? head.split(":") : [];
+  const tailGroups = tail ? tail.split(":") : [];
+  const missing = Math.max(0, 8 - headGroups.length - tailGroups.length);
+  const groups = ip.includes("::") ? [...headGroups, ...Array(missing).fill("0"), ...tailGroups] : headGroups;
+  return `${groups.slice(0, 4).map((group) => group.replace(/^0+(?=.)/, "")).join(":")}::/64`;
+}
+
+export async function resolveIdentity(
+  apiKey: string | null,
+  clientIp: string | null,
+  directory: TenantDirectory,
+  config: GuardConfig,
+  now: number,
+): Promise<Identity> {
+  const entry = apiKey ? await directory.tenantForKey(apiKey, now) : null;
+  const tenant = entry ? await directory.tenant(entry.tenant, now) : null;
+  if (tenant) return { tenant, objectName: tenantObjectName(tenant.name), carriedLimits: undefined };
+  return anonymousIdentity(apiKey, clientIp, directory, config, now);
+}
+
+export async function anonymousIdentity(
+  apiKey: string | null,
+  clientIp: string | null,
+  directory: TenantDirectory,
+  config: GuardConfig,
+  now: number,
+): Promise<Identity> {
+  if (config.unknownKeys === "reject") {
+    throw new ProblemError(
+      {
+        type: "about:blank",
+        title: "Unauthorized",
+        status: 401,
+        detail: apiKey ? "the API key in x-api-key is not registered" : "an API key is required in x-api-key",
+      },
+      { "www-authenticate": 'ApiKey header="x-api-key"' },
+    );
+  }
+  const tenant = (await directory.tenant(ANONYMOUS_TENANT, now)) ?? defaultAnonymous;
+  return {
+    tenant,
+    objectName: `${ANONYMOUS_TENANT}:${clientBucket(clientIp)}`,
+    carriedLimits: limitsOf(tenant.config),
+  };
+}

@@ -1,0 +1,393 @@
+import { DurableObject } from "cloudflare:workers";
+import {
+  type AdmissionState,
+  applyLimits,
+  arrive,
+  initialState,
+  nextWakeAt,
+  pump,
+  queueDrainMs,
+  release,
+} from "./admission/admission";
+import {
+  type Counters,
+  type ReleaseOutcome,
+  countAdmit,
+  countArrival,
+  countRelease,
+  countShed,
+  emptyCounters,
+} from "./admission/counters";
+import {
+  type Lease,
+  earliestLeaseExpiry,
+  expiredLeases,
+  lingerLease,
+  newLease,
+} from "./admission/leases";
+import type { AdmissionLimits } from "./admission/limits";
+import type { AdmissionShedReason } from "./admission/shed-reason";
+import { msUntilFull } from "./admission/token-bucket";
+import { countQueuedByPriority, type Waiter } from "./admission/wait-queue";
+import type { Env } from "./env";
+import { type AdmitDecision, type AdmitRequest, type Quota, admitRequestSchema } from "./tenant/rpc";
+import { type TenantConfig, limitsOf, tenantConfigSchema } from "./tenant/tenant-config";
+import { type KeyRecord, TenantStore } from "./tenant/tenant-store";
+
+/**
+ * Runtime state (bucket, counters, leases) is written at most this often. A crash loses at most
+ * this much counting; limits and keys are written before their admin call returns.
+ */
+export const FLUSH_INTERVAL_MS = 250;
+/** An object with no config of its own (an anonymous per-IP bucket) deletes itself when idle. */
+export const IDLE_CLEANUP_MS = 10 * 60_000;
+/** Keys per tenant: enough for rotation, bounded so the key record stays small. */
+export const MAX_KEYS_PER_TENANT = 20;
+
+export interface TenantStats {
+  readonly limits: TenantConfig | null;
+  readonly state: {
+    readonly tokens: number;
+    readonly inFlight: number;
+    readonly lingering: number;
+    readonly queued: number;
+    readonly queuedByPriority: Record<string, number>;
+    readonly holdMsEwma: number | null;
+  };
+  readonly counters: Counters;
+  readonly keys: number;
+}
+
+export type KeyChange =
+  | { readonly kind: "ok"; readonly key: KeyRecord }
+  | { readonly kind: "unconfigured" }
+  | { readonly kind: "too_many_keys"; readonly max: number }
+  | { readonly kind: "not_found" };
+
+/**
+ * One tenant's admission state. A thin adapter: each RPC reads the clock once, calls the pure
+ * core (src/admission/), keeps what it returns, answers the waiters the core names, and
+ * schedules the two timers the core asks for (queue wake-up in memory, lease reaping as an alarm).
+ */
+export class TenantGuard extends DurableObject<Env> {
+  private readonly store: TenantStore;
+  private config: TenantConfig | null;
+  private keys: KeyRecord[];
+  private carriedLimits: AdmissionLimits | null = null;
+  private core: AdmissionState | null = null;
+  private counters: Counters = emptyCounters();
+  private lastActiveAt = 0;
+  /** Bounded by maxInFlight plus lingering slots, which expire within MAX_LINGER_MS. */
+  private readonly leases = new Map<string, Lease>();
+  /** One entry per queued request; the core bounds the queue at maxQueue. */
+  private readonly waiters = new Map<string, (decision: AdmitDecision) => void>();
+  private wakeTimer: ReturnType<typeof setTimeout> | null = null;
+  private flushTimer: ReturnType<typeof setTimeout> | null = null;
+  private alarmAt: number | null = null;
+
+  constructor(ctx: DurableObjectState, env: Env) {
+    super(ctx, env);
+    this.store = new TenantStore(ctx.storage.sql);
+    this.config = this.store.loadConfig();
+    this.keys = this.store.loadKeys();
+    const runtime = this.store.loadRuntime();
+    if (runtime) {
+      this.carriedLimits = runtime.carriedLimits;
+      this.counters = runtime.counters;
+      this.lastActiveAt = runtime.lastActiveAt;
+      for (const lease of runtime.leases) this.leases.set(lease.id, lease);
+      const limits = this.limits();
+      if (limits) {
+        this.core = {
+          ...initialState(limits, runtime.bucket.updatedAt),
+          bucket: runtime.bucket,
+          inFlight: this.leases.size,
+          holdMsEwma: runtime.holdMsEwma,
+        };
+      }
+    }
+    // Leases restored from storage may belong to holders that died with the old instance.
+    this.ensureAlarm(earliestLeaseExpiry(this.leases.values()));
+  }
+
+  private limits(): AdmissionLimits | null {
+    return this.config ? limitsOf(this.config) : this.carriedLimits;
+  }
+
+  async admit(raw: AdmitRequest): Promise<AdmitDecision> {
+    const request = admitRequestSchema.parse(raw);
+    const now = Date.now();
+    const limits = this.adoptLimits(request, now);
+    if (!limits) return { kind: "unconfigured" };
+    this.pumpAt(now, limits);
+    const core = this.core ?? initialState(limits, now);
+    const id = crypto.randomUUID();
+    const result = arrive(core, limits, { id, ...request }, now);
+    this.core = result.state;
+    this.lastActiveAt = now;
+    for (const victim of result.evicted) this.answerShed(victim, "evicted", now, limits);
+    const outcome = result.outcome;
+    this.counters = countArrival(this.counters, outcome.kind === "queued");
+    this.markDirty();
+    switch (outcome.kind) {
+      case "admit":
+        return this.grant({ id, priority: request.priority, deadline: request.deadline }, now, 0, limits);
+      case "shed":
+        this.counters = countShed(this.counters, outcome.reason, request.priority);
+        return {
+          kind: "shed",
+          reason: outcome.reason,
+          retryAfterMs: outcome.retryAfterMs,
+          waitedMs: 0,
+          quota: this.quota(limits),
+        };
+      case "queued": {
+        const decision = new Promise<AdmitDecision>((resolve) => this.waiters.set(id, resolve));
+        this.scheduleWake(limits);
+        return decision;
+      }
+    }
+  }
+
+  /** Idempotent: a second release, or a release of a reaped lease, changes nothing. */
+  async release(leaseId: string, outcome: ReleaseOutcome): Promise<void> {
+    const lease = this.leases.get(leaseId);
+    if (!lease || lease.lingering) return;
+    const now = Date.now();
+    this.counters = countRelease(this.counters, outcome);
+    if (outcome === "deadline_exceeded") {
+      const lingering = lingerLease(lease, this.core?.holdMsEwma ?? null, now);
+      this.leases.set(leaseId, lingering);
+      this.ensureAlarm(lingering.expiresAt);
+    } else {
+      this.freeSlot(lease, outcome === "completed" ? now - lease.admittedAt : null);
+    }
+    this.markDirty();
+    const limits = this.limits();
+    if (limits) this.pumpAt(now, limits);
+  }
+
+  async configure(raw: TenantConfig): Promise<TenantConfig> {
+    const config = tenantConfigSchema.parse(raw);
+    const now = Date.now();
+    this.store.saveConfig(config);
+    this.config = config;
+    const limits = limitsOf(config);
+    if (this.core) {
+      const applied = applyLimits(this.core, limits);
+      this.core = applied.state;
+      for (const victim of applied.evicted) this.answerShed(victim, "evicted", now, limits);
+    } else {
+      this.core = initialState(limits, now);
+    }
+    this.pumpAt(now, limits);
+    this.flush();
+    return config;
+  }
+
+  async stats(): Promise<TenantStats> {
+    const limits = this.limits();
+    const now = Date.now();
+    if (limits) this.pumpAt(now, limits);
+    const core = this.core;
+    let lingering = 0;
+    for (const lease of this.leases.values()) if (lease.lingering) lingering += 1;
+    return {
+      limits: this.config,
+      state: {
+        tokens: core ? Math.floor(core.bucket.tokens * 1000) / 1000 : 0,
+        inFlight: this.leases.size,
+        lingering,
+        queued: core?.queue.length ?? 0,
+        queuedByPriority: countQueuedByPriority(core?.queue ?? []),
+        holdMsEwma: core?.holdMsEwma ?? null,
+      },
+      counters: this.counters,
+      keys: this.keys.length,
+    };
+  }
+
+  async addKey(key: KeyRecord): Promise<KeyChange> {
+    if (!this.config) return { kind: "unconfigured" };
+    if (this.keys.length >= MAX_KEYS_PER_TENANT) {
+      return { kind: "too_many_keys", max: MAX_KEYS_PER_TENANT };
+    }
+    this.keys = [...this.keys, key];
+    this.store.saveKeys(this.keys);
+    return { kind: "ok", key };
+  }
+
+  async removeKey(id: string): Promise<KeyChange> {
+    const key = this.keys.find((candidate) => candidate.id === id);
+    if (!key) return { kind: "not_found" };
+    this.keys = this.keys.filter((candidate) => candidate.id !== id);
+    this.store.saveKeys(this.keys);
+    return { kind: "ok", key };
+  }
+
+  async listKeys(): Promise<KeyRecord[]> {
+    return this.keys;
+  }
+
+  /** Forgets the tenant. Queued requests are answered `unconfigured`; returns the key records. */
+  async destroy(): Promise<KeyRecord[]> {
+    const keys = this.keys;
+    for (const resolve of this.waiters.values()) resolve({ kind: "unconfigured" });
+    this.waiters.clear();
+    this.leases.clear();
+    this.clearTimers();
+    this.config = null;
+    this.keys = [];
+    this.carriedLimits = null;
+    this.core = null;
+    this.counters = emptyCounters();
+    this.store.deleteAll();
+    await this.ctx.storage.deleteAlarm();
+    this.alarmAt = null;
+    return keys;
+  }
+
+  /** Reaps leases whose holders vanished, frees lingering slots, and cleans idle anonymous buckets. */
+  override async alarm(): Promise<void> {
+    const now = Date.now();
+    this.alarmAt = null;
+    for (const lease of expiredLeases(this.leases.values(), now)) {
+      if (!lease.lingering) this.counters = countRelease(this.counters, "reaped");
+      this.freeSlot(lease, null);
+    }
+    const limits = this.limits();
+    if (limits) this.pumpAt(now, limits);
+    if (!this.config && this.leases.size === 0 && this.waiters.size === 0) {
+      if (now - this.lastActiveAt >= IDLE_CLEANUP_MS) {
+        this.clearTimers();
+        this.store.deleteAll();
+        this.core = null;
+        this.carriedLimits = null;
+        this.counters = emptyCounters();
+        return;
+      }
+      this.ensureAlarm(this.lastActiveAt + IDLE_CLEANUP_MS);
+    }
+    this.ensureAlarm(earliestLeaseExpiry(this.leases.values()));
+    this.flush();
+  }
+
+  /** Writes the runtime record now; normally called by the flush timer. */
+  flush(): void {
+    if (this.flushTimer) clearTimeout(this.flushTimer);
+    this.flushTimer = null;
+    if (!this.core) return;
+    this.store.saveRuntime({
+      bucket: this.core.bucket,
+      holdMsEwma: this.core.holdMsEwma,
+      counters: this.counters,
+      leases: [...this.leases.values()],
+      carriedLimits: this.config ? null : this.carriedLimits,
+      lastActiveAt: this.lastActiveAt,
+    });
+  }
+
+  private adoptLimits(request: AdmitRequest, now: number): AdmissionLimits | null {
+    if (this.config) return limitsOf(this.config);
+    if (!request.limits) return null;
+    if (!this.carriedLimits) this.ensureAlarm(now + IDLE_CLEANUP_MS);
+    if (JSON.stringify(request.limits) !== JSON.stringify(this.carriedLimits)) {
+      this.carriedLimits = request.limits;
+      if (this.core) this.core = applyLimits(this.core, request.limits).state;
+    }
+    return request.limits;
+  }
+
+  /** Runs the core's pump and answers the waiters it admitted or timed out. */
+  private pumpAt(now: number, limits: AdmissionLimits): void {
+    if (!this.core) return;
+    const result = pump(this.core, limits, now);
+    this.core = result.state;
+    for (const waiter of result.timedOut) this.answerShed(waiter, "queue_timeout", now, limits);
+    for (const waiter of result.granted) {
+      const resolve = this.waiters.get(waiter.id);
+      this.waiters.delete(waiter.id);
+      const decision = this.grant(waiter, now, now - waiter.enqueuedAt, limits);
+      resolve?.(decision);
+    }
+    if (result.granted.length > 0 || result.timedOut.length > 0) this.markDirty();
+    this.scheduleWake(limits);
+  }
+
+  /** Records an admission the core already made (token taken, in-flight counted). */
+  private grant(
+    waiter: Pick<Waiter, "id" | "priority" | "deadline">,
+    now: number,
+    waitedMs: number,
+    limits: AdmissionLimits,
+  ): AdmitDecision {
+    const lease = newLease(waiter.id, waiter.priority, waiter.deadline, now);
+    this.leases.set(lease.id, lease);
+    this.ensureAlarm(lease.expiresAt);
+    this.counters = countAdmit(this.counters, waiter.priority);
+    return { kind: "admit", leaseId: lease.id, waitedMs, quota: this.quota(limits) };
+  }
+
+  private answerShed(waiter: Waiter, reason: AdmissionShedReason, now: number, limits: AdmissionLimits): void {
+    const resolve = this.waiters.get(waiter.id);
+    this.waiters.delete(waiter.id);
+    this.counters = countShed(this.counters, reason, waiter.priority);
+    const retryAfterMs = this.core ? queueDrainMs(this.core, limits) : 0;
+    resolve?.({
+      kind: "shed",
+      reason,
+      retryAfterMs,
+      waitedMs: now - waiter.enqueuedAt,
+      quota: this.quota(limits),
+    });
+  }
+
+  private freeSlot(lease: Lease, heldMs: number | null): void {
+    this.leases.delete(lease.id);
+    if (this.core) this.core = release(this.core, heldMs);
+  }
+
+  private quota(limits: AdmissionLimits): Quota {
+    const bucket = this.core?.bucket ?? { tokens: limits.burst, updatedAt: 0 };
+    return {
+      rate: limits.rate,
+      burst: limits.burst,
+      tokens: bucket.tokens,
+      inFlight: this.leases.size,
+      maxInFlight: limits.maxInFlight,
+      queued: this.core?.queue.length ?? 0,
+      maxQueue: limits.maxQueue,
+      msUntilFull: msUntilFull(bucket, limits),
+    };
+  }
+
+  private scheduleWake(limits: AdmissionLimits): void {
+    if (this.wakeTimer) clearTimeout(this.wakeTimer);
+    this.wakeTimer = null;
+    const at = this.core ? nextWakeAt(this.core, limits) : null;
+    if (at === null) return;
+    // Date.now() only moves at I/O in workerd; a timer is the I/O that moves it here.
+    this.wakeTimer = setTimeout(() => {
+      this.wakeTimer = null;
+      const current = this.limits();
+      if (current) this.pumpAt(Date.now(), current);
+    }, Math.max(0, at - Date.now()));
+  }
+
+  private ensureAlarm(at: number | null): void {
+    if (at === null || (this.alarmAt !== null && this.alarmAt <= at)) return;
+    this.alarmAt = at;
+    void this.ctx.storage.setAlarm(at);
+  }
+
+  private markDirty(): void {
+    this.flushTimer ??= setTimeout(() => this.flush(), FLUSH_INTERVAL_MS);
+  }
+
+  private clearTimers(): void {
+    if (this.wakeTimer) clearTimeout(this.wakeTimer);
+    if (this.flushTimer) clearTimeout(this.flushTimer);
+    this.wakeTimer = null;
+    this.flushTimer = null;
+  }
+}

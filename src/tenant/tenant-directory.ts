@@ -1,0 +1,109 @@
+import { z } from "zod";
+import { LruCache } from "../lru-cache";
+import { type RouteMatcher, compileRoutes } from "./route-rules";
+import { type TenantConfig, tenantConfigSchema } from "./tenant-config";
+
+/**
+ * Where the edge finds a tenant before it knows which Durable Object to ask: API key hash ->
+ * tenant, and tenant -> routing config, in Workers KV, read through a small per-isolate cache.
+ * The Durable Object stays the authority on limits (changes apply there at once); this copy
+ * only classifies requests.
+ *
+ * Staleness bound: an isolate trusts a cached entry for EDGE_CACHE_TTL_MS and KV's own edge
+ * cache holds a read for KV_CACHE_TTL_S, so a deleted key or changed route rule takes effect
+ * everywhere within 90 s (plus KV's write propagation, normally well under a minute).
+ */
+export const EDGE_CACHE_TTL_MS = 30_000;
+export const KV_CACHE_TTL_S = 60;
+const MAX_CACHED_KEYS = 10_000;
+const MAX_CACHED_TENANTS = 1_000;
+
+export interface KeyEntry {
+  readonly tenant: string;
+  readonly id: string;
+}
+
+export interface EdgeTenant {
+  readonly name: string;
+  readonly config: TenantConfig;
+  readonly classify: RouteMatcher;
+}
+
+const keyEntrySchema = z.object({ tenant: z.string(), id: z.string() });
+
+export const kvKeyName = (hash: string) => `key:${hash}`;
+export const kvTenantName = (tenant: string) => `tenant:${tenant}`;
+export const KV_TENANT_PREFIX = "tenant:";
+
+export async function hashKey(apiKey: string): Promise<string> {
+  const digest = await crypto.subtle.digest("SHA-256", new TextEncoder().encode(apiKey));
+  return [...new Uint8Array(digest)].map((byte) => byte.toString(16).padStart(2, "0")).join("");
+}
+
+/** Cached in module scope: it lives as long as the isolate, bounded by the LRU limits. */
+const keyCache = new LruCache<string, KeyEntry | null>(MAX_CACHED_KEYS, EDGE_CACHE_TTL_MS);
+const tenantCache = new LruCache<string, EdgeTenant | null>(MAX_CACHED_TENANTS, EDGE_CACHE_TTL_MS);
+
+export class TenantDirectory {
+  constructor(private readonly kv: KVNamespace) {}
+
+  /** The tenant an API key belongs to; unknown keys are cached too, so a flood of bad keys stays off KV. */
+  async tenantForKey(apiKey: string, now: number): Promise<KeyEntry | null> {
+    const cached = keyCache.get(apiKey, now);
+    if (cached !== undefined) return cached;
+    const raw = await this.kv.get(kvKeyName(await hashKey(apiKey)), { type: "json", cacheTtl: KV_CACHE_TTL_S });
+    const parsed = keyEntrySchema.safeParse(raw);
+    const entry = parsed.success ? parsed.data : null;
+    keyCache.set(apiKey, entry, now);
+    return entry;
+  }
+
+  async tenant(name: string, now: number): Promise<EdgeTenant | null> {
+    const cached = tenantCache.get(name, now);
+    if (cached !== undefined) return cached;
+    const raw = await this.kv.get(kvTenantName(name), { type: "json", cacheTtl: KV_CACHE_TTL_S });
+    const parsed = tenantConfigSchema.safeParse(raw);
+    const tenant = parsed.success ? { name, config: parsed.data, classify: compileRoutes(parsed.data) } : null;
+    tenantCache.set(name, tenant, now);
+    return tenant;
+  }
+
+  async putTenant(name: string, config: TenantConfig): Promise<void> {
+    await this.kv.put(kvTenantName(name), JSON.stringify(config));
+    tenantCache.delete(name);
+  }
+
+  async deleteTenant(name: string): Promise<void> {
+    await this.kv.delete(kvTenantName(name));
+    tenantCache.delete(name);
+  }
+
+  async putKey(hash: string, entry: KeyEntry): Promise<void> {
+    await this.kv.put(kvKeyName(hash), JSON.stringify(entry));
+  }
+
+  async getKey(hash: string): Promise<KeyEntry | null> {
+    const parsed = keyEntrySchema.safeParse(await this.kv.get(kvKeyName(hash), { type: "json" }));
+    return parsed.success ? parsed.data : null;
+  }
+
+  /** Removes a key; this isolate forgets it at once, others within the staleness bound. */
+  async deleteKey(hash: string): Promise<void> {
+    await this.kv.delete(kvKeyName(hash));
+    keyCache.clear();
+  }
+
+  async listTenants(cursor: string | undefined, limit: number) {
+    const page = await this.kv.list({ prefix: KV_TENANT_PREFIX, limit, ...(cursor ? { cursor } : {}) });
+    return {
+      tenants: page.keys.map((key) => key.name.slice(KV_TENANT_PREFIX.length)),
+      cursor: page.list_complete ? null : page.cursor,
+    };
+  }
+}
+
+/** For tests: forget everything this isolate cached. */
+export function clearEdgeCaches(): void {
+  keyCache.clear();
+  tenantCache.clear();
+}

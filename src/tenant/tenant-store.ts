@@ -1,0 +1,137 @@
+import { z } from "zod";
+import type { Counters } from "../admission/counters";
+import { emptyCounters } from "../admission/counters";
+import type { Lease } from "../admission/leases";
+import type { BucketState } from "../admission/token-bucket";
+import { admissionLimitsSchema, tenantConfigSchema, type TenantConfig } from "./tenant-config";
+
+/**
+ * The tenant object's storage: three records in one SQLite table, each written whole.
+ * - `config`: the limits and routes, written when an admin changes them (rare, synchronous).
+ * - `keys`: the API key records (hashes only), written on key changes.
+ * - `runtime`: bucket, counters and leases, written in batches (see FLUSH_INTERVAL_MS in
+ *   tenant-guard.ts) so the hot path does not wait on a storage write per request.
+ * Every record is parsed with its schema on load: a record written by an older version, or
+ * damaged, is dropped with a log line instead of poisoning the object.
+ */
+export interface KeyRecord {
+  readonly id: string;
+  readonly hash: string;
+  readonly createdAt: number;
+  /** First characters of the key, to tell keys apart in listings; never enough to use it. */
+  readonly hint: string;
+}
+
+export interface RuntimeRecord {
+  readonly bucket: BucketState;
+  readonly holdMsEwma: number | null;
+  readonly counters: Counters;
+  readonly leases: readonly Lease[];
+  /** Limits carried by requests, for objects without a config (anonymous per-IP buckets). */
+  readonly carriedLimits: z.infer<typeof admissionLimitsSchema> | null;
+  readonly lastActiveAt: number;
+}
+
+const keyRecordSchema = z.object({
+  id: z.string(),
+  hash: z.string(),
+  createdAt: z.number(),
+  hint: z.string(),
+});
+
+const countMap = z.record(z.string(), z.number());
+const runtimeSchema = z.object({
+  bucket: z.object({ tokens: z.number(), updatedAt: z.number() }),
+  holdMsEwma: z.number().nullable(),
+  counters: z
+    .object({
+      arrived: z.number(),
+      admitted: z.number(),
+      admittedByPriority: countMap,
+      shed: z.number(),
+      shedByReason: countMap,
+      shedByPriority: countMap,
+      queuedEver: z.number(),
+      released: z.number(),
+      reaped: z.number(),
+      deadlineExceeded: z.number(),
+      originFailed: z.number(),
+    })
+    .partial(),
+  leases: z.array(
+    z.object({
+      id: z.string(),
+      priority: z.enum(["low", "normal", "high", "critical"]),
+      admittedAt: z.number(),
+      expiresAt: z.number(),
+      lingering: z.boolean(),
+    }),
+  ),
+  carriedLimits: admissionLimitsSchema.nullable(),
+  lastActiveAt: z.number(),
+});
+
+export class TenantStore {
+  constructor(private readonly sql: SqlStorage) {
+    sql.exec("CREATE TABLE IF NOT EXISTS record (name TEXT PRIMARY KEY, value TEXT NOT NULL)");
+  }
+
+  private read(name: string): unknown {
+    const row = this.sql.exec<{ value: string }>("SELECT value FROM record WHERE name = ?", name).toArray()[0];
+    if (!row) return undefined;
+    try {
+      return JSON.parse(row.value);
+    } catch {
+      return undefined;
+    }
+  }
+
+  private write(name: string, value: unknown): void {
+    this.sql.exec(
+      "INSERT INTO record (name, value) VALUES (?, ?) ON CONFLICT(name) DO UPDATE SET value = excluded.value",
+      name,
+      JSON.stringify(value),
+    );
+  }
+
+  private parsed<T>(name: string, schema: z.ZodType<T>): T | null {
+    const raw = this.read(name);
+    if (raw === undefined) return null;
+    const result = schema.safeParse(raw);
+    if (result.success) return result.data;
+    console.error(`tenant record '${name}' failed validation and was ignored`, result.error.issues);
+    return null;
+  }
+
+  loadConfig(): TenantConfig | null {
+    return this.parsed("config", tenantConfigSchema);
+  }
+
+  saveConfig(config: TenantConfig): void {
+    this.write("config", config);
+  }
+
+  loadKeys(): KeyRecord[] {
+    return this.parsed("keys", z.array(keyRecordSchema)) ?? [];
+  }
+
+  saveKeys(keys: readonly KeyRecord[]): void {
+    this.write("keys", keys);
+  }
+
+  loadRuntime(): RuntimeRecord | null {
+    const stored = this.parsed("runtime", runtimeSchema);
+    if (!stored) return null;
+    // Counters added in later versions start at zero instead of failing the whole record.
+    const counters = { ...emptyCounters(), ...stored.counters } as Counters;
+    return { ...stored, counters };
+  }
+
+  saveRuntime(runtime: RuntimeRecord): void {
+    this.write("runtime", runtime);
+  }
+
+  deleteAll(): void {
+    this.sql.exec("DELETE FROM record");
+  }
+}
