@@ -18,19 +18,30 @@ export function rateLimitPolicyField(quota: Quota): string {
   );
 }
 
-/**
- * `r` is what is left now; `t` is the effective window in seconds: until the bucket is full
- * again, or on a shed the `Retry-After` value, which the draft says must not end before `t`.
- */
-export function rateLimitField(quota: Quota, retryAfterSeconds: number | null): string {
-  const tokens = retryAfterSeconds === null ? Math.max(0, Math.floor(quota.tokens)) : 0;
-  const window = retryAfterSeconds ?? Math.max(0, Math.ceil(quota.msUntilFull / 1000));
-  const slots = Math.max(0, quota.maxInFlight - quota.inFlight);
-  return `"${RATE_POLICY}";r=${tokens};t=${window}, "${CONCURRENCY_POLICY}";r=${slots}`;
+/** A shed answer's view of the policies: which were violated, and when to come back. */
+export interface Violation {
+  readonly policies: readonly string[];
+  readonly retryAfterSeconds: number;
 }
 
-export function setRateLimitFields(headers: Headers, quota: Quota, retryAfterSeconds: number | null): void {
+/**
+ * `r` is what is left now; `t` is the effective window in seconds, until the bucket is full
+ * again. A policy a shed violated reads `r=0` with `t` equal to `Retry-After`, which the draft
+ * says must not end before `t`; the other policy keeps its true values.
+ */
+export function rateLimitField(quota: Quota, violation: Violation | null): string {
+  const violated = (policy: string) => violation?.policies.includes(policy) ?? false;
+  const tokens = violated(RATE_POLICY) ? 0 : Math.max(0, Math.floor(quota.tokens));
+  const window = violated(RATE_POLICY)
+    ? violation!.retryAfterSeconds
+    : Math.max(0, Math.ceil(quota.msUntilFull / 1000));
+  const slots = violated(CONCURRENCY_POLICY) ? 0 : Math.max(0, quota.maxInFlight - quota.inFlight);
+  const slotWindow = violated(CONCURRENCY_POLICY) ? `;t=${violation!.retryAfterSeconds}` : "";
+  return `"${RATE_POLICY}";r=${tokens};t=${window}, "${CONCURRENCY_POLICY}";r=${slots}${slotWindow}`;
+}
+
+export function setRateLimitFields(headers: Headers, quota: Quota, violation: Violation | null): void {
   // Appended, not set: an origin's own RateLimit fields are a list this one extends.
   headers.append("RateLimit-Policy", rateLimitPolicyField(quota));
-  headers.append("RateLimit", rateLimitField(quota, retryAfterSeconds));
+  headers.append("RateLimit", rateLimitField(quota, violation));
 }

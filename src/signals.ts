@@ -88,7 +88,7 @@ export function shedResponse(signal: ShedSignal, random: () => number = Math.ran
   const mapping = SHED_RESPONSES[signal.reason];
   const retryAfter = retryAfterSeconds(signal.retryAfterMs, random);
   const headers = new Headers({ "retry-after": String(retryAfter) });
-  setRateLimitFields(headers, signal.quota, retryAfter);
+  setRateLimitFields(headers, signal.quota, { policies: mapping.violated, retryAfterSeconds: retryAfter });
   return problemResponse(
     {
       type: mapping.type,

@@ -117,6 +117,16 @@ function shed(
   };
 }
 
+/**
+ * Why a request that cannot wait is refused: over its rate (429) when a token is what it lacks,
+ * over capacity (503) otherwise. A request whose budget is already spent is refused for that.
+ */
+function refusalReason(limits: AdmissionLimits, budget: number, tokenWaitMs: number): AdmissionShedReason {
+  if (limits.maxQueue === 0) return tokenWaitMs > 0 ? "rate_limited" : "queue_full";
+  if (budget <= 0) return "wait_exceeds_deadline";
+  return tokenWaitMs > budget ? "rate_limited" : "wait_exceeds_deadline";
+}
+
 /** When a request arriving behind the whole queue could expect to get in. */
 export function queueDrainMs(state: AdmissionState, limits: AdmissionLimits): number {
   return estimateWait(state.bucket, state.inFlight, state.holdMsEwma, limits, state.queue.length)
@@ -139,15 +149,8 @@ export function arrive(
   const budget = waitBudgetMs(limits, arrival, now);
   const ahead = countAhead(state.queue, arrival.priority);
   const wait = estimateWait(state.bucket, state.inFlight, state.holdMsEwma, limits, ahead);
-  const noTokenInTime = wait.tokenMs > Math.max(0, budget);
-
   if (limits.maxQueue === 0 || budget <= 0 || wait.totalMs > budget) {
-    const reason: AdmissionShedReason = noTokenInTime
-      ? "rate_limited"
-      : limits.maxQueue === 0
-        ? "queue_full"
-        : "wait_exceeds_deadline";
-    return shed(state, reason, wait.totalMs, wait.totalMs, budget);
+    return shed(state, refusalReason(limits, budget, wait.tokenMs), wait.totalMs, wait.totalMs, budget);
   }
 
   let queue = state.queue;

@@ -1,0 +1,5 @@
+import type { Env } from "../src/env";
+
+declare module "cloudflare:workers" {
+  interface ProvidedEnv extends Env {}
+}

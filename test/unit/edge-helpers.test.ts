@@ -1,0 +1,116 @@
+import { describe, expect, it } from "vitest";
+import { isAdminPath } from "../../src/admin/admin-path";
+import { LruCache } from "../../src/lru-cache";
+import { clientResponseHeaders, originRequestHeaders } from "../../src/proxy/header-hygiene";
+import { clientBucket } from "../../src/proxy/identity";
+import { originTarget } from "../../src/proxy/forward";
+
+describe("admin path detection", () => {
+  it.each([
+    "/__guard",
+    "/__guard/tenants",
+    "/__GUARD/tenants",
+    "/%5F%5Fguard/tenants",
+    "/%5f%5fGuard",
+    "/%255F%255Fguard/tenants",
+    "//__guard/tenants",
+    "/\\__guard/tenants",
+  ])("treats %s as admin", (path) => {
+    expect(isAdminPath(path)).toBe(true);
+  });
+
+  it.each(["/", "/api/__guard", "/__guardian", "/%E0%A4%A"])("forwards %s", (path) => {
+    expect(isAdminPath(path)).toBe(false);
+  });
+});
+
+describe("header hygiene", () => {
+  const asserted = {
+    tenant: "acme",
+    priority: "high",
+    deadline: 1_700_000_010_000,
+    timeoutMs: 9000,
+    clientIp: "203.0.113.9",
+    publicUrl: new URL("https://api.example.com/x"),
+    requestId: "lease-1",
+  };
+
+  it("replaces what the client must not control and drops hop-by-hop headers", () => {
+    const client = new Headers({
+      connection: "keep-alive, x-secret",
+      "x-secret": "drop me",
+      "keep-alive": "timeout=5",
+      te: "trailers",
+      upgrade: "websocket",
+      "x-guard-tenant": "someone-else",
+      "x-guard-priority": "critical",
+      "x-request-deadline": "99999999999999",
+      "x-request-timeout-ms": "999999",
+      "x-forwarded-for": "1.2.3.4",
+      "x-envoy-upstream-rq-timeout-ms": "100000",
+      "x-api-key": "k",
+      accept: "application/json",
+    });
+    const headers = originRequestHeaders(client, asserted);
+    for (const gone of ["connection", "x-secret", "keep-alive", "te", "upgrade", "x-envoy-upstream-rq-timeout-ms"]) {
+      expect(headers.has(gone)).toBe(false);
+    }
+    expect(headers.get("x-guard-tenant")).toBe("acme");
+    expect(headers.get("x-guard-priority")).toBe("high");
+    expect(headers.get("x-request-deadline")).toBe("1700000010000");
+    expect(headers.get("x-request-timeout-ms")).toBe("9000");
+    expect(headers.get("x-forwarded-for")).toBe("203.0.113.9");
+    expect(headers.get("x-forwarded-proto")).toBe("https");
+    expect(headers.get("x-forwarded-host")).toBe("api.example.com");
+    expect(headers.get("x-api-key")).toBe("k");
+    expect(headers.get("accept")).toBe("application/json");
+  });
+
+  it("keeps the origin's end-to-end response headers, including its encoding", () => {
+    const origin = new Headers({ "content-encoding": "gzip", "transfer-encoding": "chunked", "set-cookie": "a=1", connection: "close" });
+    const headers = clientResponseHeaders(origin);
+    expect(headers.get("content-encoding")).toBe("gzip");
+    expect(headers.has("transfer-encoding")).toBe(false);
+    expect(headers.has("connection")).toBe(false);
+    expect(headers.get("set-cookie")).toBe("a=1");
+  });
+});
+
+describe("origin target", () => {
+  it("appends the client's path and query to the origin URL, escapes intact", () => {
+    const origin = new URL("https://origin.internal/base/");
+    expect(originTarget(origin, new URL("https://api.example.com/v1/a%2Fb?x=1&y=%20")).toString()).toBe(
+      "https://origin.internal/base/v1/a%2Fb?x=1&y=%20",
+    );
+  });
+});
+
+describe("anonymous buckets", () => {
+  it("are per IPv4 address and per IPv6 /64", () => {
+    expect(clientBucket("198.51.100.7")).toBe("198.51.100.7");
+    expect(clientBucket("2001:db8:1:2:aaaa::1")).toBe("2001:db8:1:2::/64");
+    expect(clientBucket("2001:db8:1:2:bbbb:cccc:dddd:eeee")).toBe("2001:db8:1:2::/64");
+    expect(clientBucket("2001:db8::1")).toBe("2001:db8:0:0::/64");
+    expect(clientBucket(null)).toBe("unknown");
+  });
+});
+
+describe("LRU cache", () => {
+  it("evicts the least recently used entry past its bound", () => {
+    const cache = new LruCache<string, number>(2, 1000);
+    cache.set("a", 1, 0);
+    cache.set("b", 2, 0);
+    cache.get("a", 1);
+    cache.set("c", 3, 2);
+    expect(cache.get("b", 3)).toBeUndefined();
+    expect(cache.get("a", 3)).toBe(1);
+    expect(cache.size).toBe(2);
+  });
+
+  it("treats entries older than its TTL as absent", () => {
+    const cache = new LruCache<string, number>(10, 1000);
+    cache.set("a", 1, 0);
+    expect(cache.get("a", 999)).toBe(1);
+    expect(cache.get("a", 1000)).toBeUndefined();
+  });
+});

@@ -1,0 +1,50 @@
+import { describe, expect, it } from "vitest";
+import { fieldErrors } from "../../src/admin/json-body";
+import { configWarnings, tenantConfigSchema } from "../../src/tenant/tenant-config";
+
+const valid = { rate: 100, burst: 200, maxInFlight: 20, maxQueue: 50, maxWaitMs: 2000 };
+
+describe("tenant config", () => {
+  it("accepts the README example and fills defaults", () => {
+    expect(tenantConfigSchema.parse(valid)).toEqual({ ...valid, maxClientPriority: "normal", routes: [] });
+  });
+
+  it.each([
+    [{ rate: 0 }, "rate"],
+    [{ rate: -1 }, "rate"],
+    [{ rate: Number.POSITIVE_INFINITY }, "rate"],
+    [{ burst: 0.5 }, "burst"],
+    [{ maxInFlight: 0 }, "maxInFlight"],
+    [{ maxQueue: -1 }, "maxQueue"],
+    [{ maxQueue: 1_000_001 }, "maxQueue"],
+    [{ maxWaitMs: "2000" }, "maxWaitMs"],
+    [{ timeoutMs: 0 }, "timeoutMs"],
+    [{ maxClientPriority: "urgent" }, "maxClientPriority"],
+    [{ routes: [{ path: "no-slash" }] }, "routes.0.path"],
+    [{ routes: [{ path: "/x", priority: "top" }] }, "routes.0.priority"],
+    [{ routes: [{ path: "/x", method: "GE T" }] }, "routes.0.method"],
+    [{ surprise: true }, "surprise"],
+  ])("rejects %j naming %s and echoing the value", (change, field) => {
+    const input = { ...valid, ...change };
+    const result = tenantConfigSchema.safeParse(input);
+    expect(result.success).toBe(false);
+    if (!result.success) {
+      const errors = fieldErrors(result.error, input);
+      expect(errors.map((e) => e.field)).toContain(field);
+    }
+  });
+
+  it("names a missing required field", () => {
+    const { rate: _rate, ...missing } = valid;
+    const result = tenantConfigSchema.safeParse(missing);
+    expect(!result.success && fieldErrors(result.error, missing)).toEqual([
+      { field: "rate", message: expect.stringContaining("(got nothing)") },
+    ]);
+  });
+
+  it("warns when the queue is deeper than what drains within the wait budget", () => {
+    const config = tenantConfigSchema.parse({ ...valid, rate: 10, maxWaitMs: 1000, maxQueue: 500 });
+    expect(configWarnings(config)[0]).toContain("maxQueue 500 exceeds rate * maxWaitMs / 1000 = 10");
+    expect(configWarnings(tenantConfigSchema.parse(valid))).toEqual([]);
+  });
+});

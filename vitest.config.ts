@@ -1,0 +1,39 @@
+import { cloudflareTest } from "@cloudflare/vitest-plugin";
+import { defineConfig } from "vitest/config";
+
+/**
+ * Two tiers: fast unit tests of the pure core in Node, and integration tests inside workerd
+ * (Miniflare) through the real Worker, its Durable Object and KV, with a stubbed origin.
+ */
+export default defineConfig({
+  test: {
+    projects: [
+      {
+        test: {
+          name: "unit",
+          include: ["test/unit/**/*.test.ts"],
+          environment: "node",
+        },
+      },
+      {
+        plugins: [
+          cloudflareTest({
+            main: "./src/index.ts",
+            wrangler: { configPath: "./wrangler.toml" },
+            miniflare: {
+              bindings: {
+                ORIGIN_URL: "http://origin.test",
+                ADMIN_TOKEN: "test-admin-token-0123456789",
+                UNKNOWN_KEYS: "anonymous",
+              },
+            },
+          }),
+        ],
+        test: {
+          name: "integration",
+          include: ["test/integration/**/*.test.ts"],
+        },
+      },
+    ],
+  },
+});
