@@ -143,6 +143,10 @@ export function arrive(
   arrival: Arrival,
   now: number,
 ): ArrivalResult {
+  if (arrival.deadline <= now) {
+    // Already late: whatever it would be sent to, the answer would come after the caller gave up.
+    return shed(state, "wait_exceeds_deadline", queueDrainMs(state, limits), 0, 0);
+  }
   if (state.queue.length === 0 && canAdmitNow(state, limits)) {
     return { state: admitOne(state), outcome: { kind: "admit" }, evicted: [] };
   }

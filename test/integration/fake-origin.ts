@@ -21,19 +21,34 @@ export function installFakeOrigin(handler: OriginHandler = () => Response.json({
   return { requests, restore: () => void (globalThis.fetch = original) };
 }
 
-/** An origin response held open until the test lets it go. */
+/**
+ * Origin responses held open until the test lets them go, in arrival order. The origin side
+ * polls its gate with a timer and builds its response itself: workerd forbids reading I/O
+ * objects made in another context, and treats a wait on a promise only another context can
+ * settle as a deadlock. The poll is bounded by HOLD_LIMIT_MS.
+ */
+const HOLD_LIMIT_MS = 10_000;
+
 export function heldResponses() {
-  const pending: Array<(response: Response) => void> = [];
-  const handler: OriginHandler = () => new Promise<Response>((resolve) => pending.push(resolve));
+  const gates: Array<{ open: boolean; body: string; status: number }> = [];
+  let released = 0;
+  const handler: OriginHandler = async () => {
+    const gate = { open: false, body: "done", status: 200 };
+    gates.push(gate);
+    for (let waited = 0; !gate.open && waited < HOLD_LIMIT_MS; waited += 2) await scheduler.wait(2);
+    return new Response(gate.body, { status: gate.status });
+  };
   return {
     handler,
+    /** Requests that reached the origin and are still held. */
     get waiting() {
-      return pending.length;
+      return gates.length - released;
     },
-    releaseNext(response: Response = new Response("done")) {
-      const next = pending.shift();
-      if (!next) throw new Error("no held origin response");
-      next(response);
+    releaseNext(body = "done", status = 200) {
+      const gate = gates[released];
+      if (!gate) throw new Error("no held origin response");
+      released += 1;
+      Object.assign(gate, { open: true, body, status });
     },
   };
 }

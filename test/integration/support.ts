@@ -52,9 +52,13 @@ export async function stats(tenant: string): Promise<TenantStats> {
  * Releases travel in waitUntil, after the response: a test that reads stats right after a body
  * ends may arrive first. Waits for the condition a bounded number of turns.
  */
-export async function statsWhen(tenant: string, condition: (s: TenantStats) => boolean): Promise<TenantStats> {
+export async function statsWhen(
+  tenant: string,
+  condition: (s: TenantStats) => boolean,
+  turns = 100,
+): Promise<TenantStats> {
   let last = await stats(tenant);
-  for (let attempt = 0; attempt < 100 && !condition(last); attempt += 1) {
+  for (let attempt = 0; attempt < turns && !condition(last); attempt += 1) {
     await scheduler.wait(10);
     last = await stats(tenant);
   }

@@ -27,7 +27,7 @@ function arriveAll(state: AdmissionState, limits: AdmissionLimits, arrivals: Arr
     const result = arrive(state, limits, a, now);
     state = result.state;
     return result;
-  }).map((result, i, all) => ({ ...result, final: all[all.length - 1]!.state }));
+  }).map((result, _i, all) => ({ ...result, final: all[all.length - 1]!.state }));
 }
 
 describe("admission", () => {
