@@ -1,0 +1,283 @@
+// Simulated API origin for the overload lab and the README demo. Plain node:http, no dependencies.
+//
+// It serves at most `concurrency` requests at once, each taking `serviceMs` (± `jitter`), and queues
+// the rest internally, FIFO, like a real server whose worker pool is busy: past capacity it does not
+// refuse, it just gets slower. The queue is still bounded (`maxQueue`, then 503) so that a runaway
+// benchmark cannot exhaust memory. It is deliberately naive about deadlines: it never skips late
+// work, it only counts it, because measuring wasted work is the point.
+//
+// Standalone:  node bench/origin.mjs --port 8788 [--concurrency 4] [--service-ms 100] [--jitter 0.3]
+// Control (loopback only; also reachable through the guard, which is fine for a lab):
+//   GET /__origin/stats    counters since the last reset
+//   POST /__origin/reset   zero counters, answer queued requests with 503 (next phase starts clean)
+//   POST /__origin/config  {"serviceMs":500, "concurrency":4, "jitter":0.3} applies to new work
+// When started with an IPC channel (child_process.fork) it exits when the parent goes away, so a
+// crashed benchmark never leaves an origin behind.
+import http from "node:http";
+import { pathToFileURL } from "node:url";
+import { parseArgs } from "node:util";
+
+const LABEL_CAP = 256; // distinct tenant/priority labels kept; the rest count as "(other)"
+const BODY_CAP = 64 * 1024; // request bytes read and discarded; larger bodies are cut off
+
+/** @param {{concurrency?:number, serviceMs?:number, jitter?:number, maxQueue?:number}} opts */
+export function createOrigin(opts = {}) {
+  const config = {
+    concurrency: opts.concurrency ?? 4,
+    serviceMs: opts.serviceMs ?? 100,
+    jitter: opts.jitter ?? 0.3,
+    maxQueue: opts.maxQueue ?? 5000,
+  };
+  const error = configError(config);
+  if (error) throw new Error(`origin: ${error}`);
+  let stats = freshStats();
+  let epoch = 0; // work from before a reset still completes, but is not counted in the new phase
+  let active = 0;
+  /** @type {Array<Job|undefined>} FIFO with a moving head; compacted when half is dead space */
+  let queue = [];
+  let head = 0;
+
+  const queued = () => queue.length - head;
+  const outstanding = () => active + queued();
+
+  function serviceTime() {
+    const j = config.jitter;
+    return Math.max(1, config.serviceMs * (1 - j + 2 * j * Math.random()));
+  }
+
+  function start(job) {
+    active++;
+    stats.maxActive = Math.max(stats.maxActive, active);
+    const now = Date.now();
+    if (job.epoch === epoch && job.deadline !== undefined && now > job.deadline) stats.startedAfterDeadline++;
+    setTimeout(() => finish(job), serviceTime());
+  }
+
+  function finish(job) {
+    active--;
+    const now = Date.now();
+    if (job.epoch === epoch) {
+      stats.completed++;
+      if (job.deadline !== undefined && now > job.deadline) stats.finishedAfterDeadline++;
+      if (job.res.destroyed) stats.clientGone++;
+      stats.serviceMsTotal += now - job.receivedAt;
+    }
+    respond(job, 200, {
+      ok: true,
+      path: job.path,
+      tenant: job.tenant ?? null,
+      priority: job.priority ?? null,
+      timeoutMs: job.timeoutMs ?? null,
+      deadline: job.deadline ?? null,
+      originMs: now - job.receivedAt,
+    });
+    pump();
+  }
+
+  function pump() {
+    while (active < config.concurrency && queued() > 0) {
+      const job = queue[head];
+      queue[head++] = undefined;
+      if (job) start(job);
+    }
+    if (head > 1024 && head * 2 > queue.length) {
+      queue = queue.slice(head);
+      head = 0;
+    }
+  }
+
+  function countLabel(map, label) {
+    const key = label === undefined ? "(none)" : map.has(label) || map.size < LABEL_CAP ? label : "(other)";
+    map.set(key, (map.get(key) ?? 0) + 1);
+  }
+
+  function accept(req, res) {
+    const now = Date.now();
+    const h = req.headers;
+    const tenant = one(h["x-guard-tenant"]);
+    const priority = one(h["x-guard-priority"]);
+    const deadlineRaw = one(h["x-request-deadline"]);
+    const timeoutRaw = one(h["x-request-timeout-ms"]);
+    const deadline = deadlineRaw !== undefined && /^\d+$/.test(deadlineRaw) ? Number(deadlineRaw) : undefined;
+    const timeoutMs = timeoutRaw !== undefined && /^\d+$/.test(timeoutRaw) ? Number(timeoutRaw) : undefined;
+
+    stats.received++;
+    countLabel(stats.byTenant, tenant);
+    countLabel(stats.byPriority, priority);
+    if (deadlineRaw !== undefined) stats.deadlineHeader++;
+    if (timeoutRaw !== undefined) stats.timeoutHeader++;
+    if (deadline !== undefined && now > deadline) {
+      stats.receivedAfterDeadline++;
+      stats.receivedLateMaxMs = Math.max(stats.receivedLateMaxMs, now - deadline);
+    }
+
+    if (queued() >= config.maxQueue) {
+      stats.rejectedQueueFull++;
+      respond({ res, epoch }, 503, { ok: false, reason: "origin_queue_full" });
+      return;
+    }
+    const job = { res, epoch, receivedAt: now, path: req.url, tenant, priority, deadline, timeoutMs };
+    if (active < config.concurrency) start(job);
+    else queue.push(job);
+    stats.maxOutstanding = Math.max(stats.maxOutstanding, outstanding());
+  }
+
+  function control(req, res, body) {
+    const path = req.url.split("?")[0];
+    if (req.method === "GET" && path === "/__origin/stats") return respond({ res }, 200, snapshot());
+    if (req.method === "POST" && path === "/__origin/reset") {
+      epoch++;
+      const dropped = queue.slice(head);
+      queue = [];
+      head = 0;
+      for (const job of dropped) if (job) respond(job, 503, { ok: false, reason: "origin_reset" });
+      stats = freshStats();
+      return respond({ res }, 200, { ok: true, droppedQueued: dropped.length });
+    }
+    if (req.method === "POST" && path === "/__origin/config") {
+      let patch;
+      try {
+        patch = JSON.parse(body || "{}");
+      } catch {
+        return respond({ res }, 400, { ok: false, error: "body is not JSON" });
+      }
+      const error = configError(patch);
+      if (error) return respond({ res }, 400, { ok: false, error });
+      for (const key of Object.keys(CONFIG_RULES)) if (patch[key] !== undefined) config[key] = patch[key];
+      pump(); // a raised concurrency takes queued work at once
+      return respond({ res }, 200, { ok: true, config });
+    }
+    return respond({ res }, 404, { ok: false, error: `unknown control path ${path}` });
+  }
+
+  function snapshot() {
+    return {
+      ...stats,
+      byTenant: Object.fromEntries(stats.byTenant),
+      byPriority: Object.fromEntries(stats.byPriority),
+      activeNow: active,
+      queuedNow: queued(),
+      config: { ...config },
+    };
+  }
+
+  const server = http.createServer({ keepAliveTimeout: 60_000 }, (req, res) => {
+    let size = 0;
+    const chunks = [];
+    req.on("data", (c) => {
+      size += c.length;
+      if (size <= BODY_CAP) chunks.push(c);
+    });
+    req.on("end", () => {
+      if (req.url.startsWith("/__origin/")) control(req, res, Buffer.concat(chunks).toString("utf8"));
+      else accept(req, res);
+    });
+    req.on("error", () => {});
+  });
+  server.headersTimeout = 30_000;
+  server.requestTimeout = 0; // queued requests may legitimately wait long; the client decides
+
+  return {
+    server,
+    config,
+    snapshot,
+    /** @returns {Promise<number>} the bound port */
+    listen(port = 0, host = "127.0.0.1") {
+      return new Promise((resolve, reject) => {
+        server.once("error", reject);
+        server.listen(port, host, () => resolve(server.address().port));
+      });
+    },
+    close() {
+      return new Promise((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections();
+      });
+    },
+  };
+}
+
+/** What each config value must be; the same rules for the CLI, the factory and POST /__origin/config. */
+const CONFIG_RULES = {
+  concurrency: (v) => Number.isInteger(v) && v >= 1,
+  serviceMs: (v) => Number.isFinite(v) && v >= 0,
+  jitter: (v) => Number.isFinite(v) && v >= 0 && v <= 1,
+  maxQueue: (v) => Number.isInteger(v) && v >= 0,
+};
+
+/** The first invalid field, named with its value, or undefined when all present fields are valid. */
+function configError(patch) {
+  if (typeof patch !== "object" || patch === null) return "config must be a JSON object";
+  for (const [key, ok] of Object.entries(CONFIG_RULES)) {
+    if (patch[key] !== undefined && !(typeof patch[key] === "number" && ok(patch[key]))) {
+      const v = patch[key];
+      return `bad ${key}: ${typeof v === "number" ? String(v) : JSON.stringify(v)}`;
+    }
+  }
+  return undefined;
+}
+
+/** @typedef {{res: http.ServerResponse, epoch: number, receivedAt: number, path: string,
+ *   tenant?: string, priority?: string, deadline?: number, timeoutMs?: number}} Job */
+
+function freshStats() {
+  return {
+    received: 0,
+    completed: 0,
+    maxOutstanding: 0, // requests received and not yet answered: the concurrency the origin sees
+    maxActive: 0, // requests being served (never above config.concurrency)
+    byTenant: new Map(),
+    byPriority: new Map(),
+    deadlineHeader: 0,
+    timeoutHeader: 0,
+    receivedAfterDeadline: 0, // forwarded too late: the guard should never do this
+    receivedLateMaxMs: 0, // ... and by how much, at worst
+    startedAfterDeadline: 0, // waited in the origin's own queue past the deadline
+    finishedAfterDeadline: 0, // wasted work: the answer came too late to be of use
+    clientGone: 0,
+    rejectedQueueFull: 0,
+    serviceMsTotal: 0,
+  };
+}
+
+function one(v) {
+  return Array.isArray(v) ? v[0] : v;
+}
+
+function respond(job, status, body) {
+  const { res } = job;
+  if (res.destroyed || res.headersSent) return;
+  const text = JSON.stringify(body);
+  res.writeHead(status, { "content-type": "application/json", "content-length": Buffer.byteLength(text) });
+  res.end(text);
+}
+
+export async function main(argv = process.argv.slice(2), defaults = {}) {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      port: { type: "string", default: String(defaults.port ?? 8788) },
+      concurrency: { type: "string", default: "4" },
+      "service-ms": { type: "string", default: "100" },
+      jitter: { type: "string", default: "0.3" },
+      "max-queue": { type: "string", default: "5000" },
+    },
+  });
+  const origin = createOrigin({
+    concurrency: Number(values.concurrency),
+    serviceMs: Number(values["service-ms"]),
+    jitter: Number(values.jitter),
+    maxQueue: Number(values["max-queue"]),
+  });
+  const port = await origin.listen(Number(values.port));
+  const c = origin.config;
+  // run.mjs parses this line to learn the port; keep its shape.
+  console.log(`origin listening on http://127.0.0.1:${port} (concurrency ${c.concurrency}, service ${c.serviceMs} ms ±${Math.round(c.jitter * 100)}%)`);
+  const stop = () => origin.close().then(() => process.exit(0));
+  process.on("SIGINT", stop);
+  process.on("SIGTERM", stop);
+  if (process.connected) process.on("disconnect", stop);
+  return origin;
+}
+
+if (import.meta.url === pathToFileURL(process.argv[1] ?? "").href) await main();

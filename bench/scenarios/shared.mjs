@@ -1,0 +1,42 @@
+// What every scenario hands to the report: table rows built the same way, and targets.
+
+/** One row of the main table: a phase (from lab.phase), whole or one stream's summary `s`. */
+export function phaseRow(scenario, phase, p, s = p.all) {
+  const { capacity, originStats } = p;
+  return {
+    scenario,
+    phase,
+    target: p.target,
+    offeredPerS: s.offeredRate,
+    sent: s.sent,
+    droppedByGenerator: s.droppedByGenerator,
+    ok: s.ok,
+    successRate: s.successRate,
+    goodputPerS: s.goodputPerS,
+    goodputShareOfCapacity: s.goodputPerS / capacity,
+    okP50Ms: s.okLatency.p50,
+    okP99Ms: s.okLatency.p99,
+    shed: s.shed,
+    shedP50Ms: s.shedLatency.p50,
+    shedByReason: s.shedByReason,
+    shedAllSignalsShare: s.shedAllSignalsShare,
+    timeouts504: s.timeouts504,
+    clientErrors: Object.values(s.errors).reduce((a, b) => a + b, 0),
+    originMaxConcurrency: originStats?.maxOutstanding,
+    otherCpuCores: p.otherCores,
+    slotsHeldAfter: p.slotsHeldAfter,
+  };
+}
+
+/**
+ * A goal, not an assertion: `met` is true/false, or null when the figure could not be measured
+ * (for instance a share of zero shed responses).
+ */
+export function target(scenario, name, goal, measured, met) {
+  return { scenario, name, goal, measured, met: met === null || met === undefined ? null : Boolean(met) };
+}
+
+export const ms = (v) => (Number.isFinite(v) ? `${v.toFixed(v < 10 ? 1 : 0)} ms` : "n/a");
+export const pct = (v) => (Number.isFinite(v) ? `${(v * 100).toFixed(1)}%` : "n/a");
+/** null when the value is not a number, so the target reads "n/a" instead of "missed". */
+export const when = (v, test) => (Number.isFinite(v) ? test(v) : null);
