@@ -11,9 +11,11 @@ import {
 } from "./admission/admission";
 import {
   type Counters,
+  type LocalShedCount,
   type ReleaseOutcome,
   countAdmit,
   countArrival,
+  countLocalSheds,
   countRelease,
   countShed,
   emptyCounters,
@@ -26,11 +28,18 @@ import {
   newLease,
 } from "./admission/leases";
 import type { AdmissionLimits } from "./admission/limits";
+import { saturationAfterShed } from "./admission/saturation";
 import type { AdmissionShedReason } from "./admission/shed-reason";
 import { msUntilFull } from "./admission/token-bucket";
 import { countQueuedByPriority, type Waiter } from "./admission/wait-queue";
 import type { Env } from "./env";
-import { type AdmitDecision, type AdmitRequest, type Quota, admitRequestSchema } from "./tenant/rpc";
+import {
+  type AdmitDecision,
+  type AdmitRequest,
+  type Quota,
+  admitRequestSchema,
+  localShedBatchSchema,
+} from "./tenant/rpc";
 import { type TenantConfig, limitsOf, tenantConfigSchema } from "./tenant/tenant-config";
 import { type KeyRecord, TenantStore } from "./tenant/tenant-store";
 
@@ -117,6 +126,7 @@ export class TenantGuard extends DurableObject<Env> {
   async admit(raw: AdmitRequest): Promise<AdmitDecision> {
     const request = admitRequestSchema.parse(raw);
     const now = Date.now();
+    if (request.localSheds) this.countLocalSheds(request.localSheds);
     const limits = this.adoptLimits(request, now);
     if (!limits) return { kind: "unconfigured" };
     this.pumpAt(now, limits);
@@ -140,6 +150,14 @@ export class TenantGuard extends DurableObject<Env> {
           retryAfterMs: outcome.retryAfterMs,
           waitedMs: 0,
           quota: this.quota(limits),
+          saturation: saturationAfterShed(
+            result.state,
+            limits,
+            { id, ...request },
+            outcome.reason,
+            outcome.expectedWaitMs,
+            outcome.retryAfterMs,
+          ),
         };
       case "queued": {
         const decision = new Promise<AdmitDecision>((resolve) => this.waiters.set(id, resolve));
@@ -147,6 +165,20 @@ export class TenantGuard extends DurableObject<Env> {
         return decision;
       }
     }
+  }
+
+  /**
+   * Sheds an isolate decided itself from a cached verdict, reported in a batch so the
+   * counters still add up (they lag the edge by at most the isolate's flush interval).
+   */
+  async recordLocalSheds(raw: LocalShedCount[]): Promise<void> {
+    this.countLocalSheds(localShedBatchSchema.parse(raw));
+  }
+
+  private countLocalSheds(batch: readonly LocalShedCount[]): void {
+    if (batch.length === 0) return;
+    this.counters = countLocalSheds(this.counters, batch);
+    this.markDirty();
   }
 
   /** Idempotent: a second release, or a release of a reaped lease, changes nothing. */
@@ -347,6 +379,7 @@ export class TenantGuard extends DurableObject<Env> {
       retryAfterMs,
       waitedMs: now - waiter.enqueuedAt,
       quota: this.quota(limits),
+      saturation: null,
     });
   }
 

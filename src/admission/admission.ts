@@ -97,7 +97,11 @@ export function pump(state: AdmissionState, limits: AdmissionLimits, now: number
 }
 
 /** How long `arrival` may wait in the queue, from `now`. */
-export function waitBudgetMs(limits: AdmissionLimits, arrival: Arrival, now: number): number {
+export function waitBudgetMs(
+  limits: Pick<AdmissionLimits, "maxWaitMs">,
+  arrival: Pick<Arrival, "deadline" | "fullBehaviour">,
+  now: number,
+): number {
   const untilDeadline = arrival.deadline - now;
   if (arrival.fullBehaviour === "block") return untilDeadline;
   return Math.min(limits.maxWaitMs, untilDeadline);

@@ -21,6 +21,15 @@ export interface Counters {
   readonly deadlineExceeded: number;
   /** Admitted, then the origin could not be reached or failed mid-response. */
   readonly originFailed: number;
+  /** Of `shed`, how many an isolate decided from a cached verdict and reported in a batch. */
+  readonly shedAtEdge: number;
+}
+
+/** Sheds an isolate decided on its own, reported in a batch; one entry per reason and priority. */
+export interface LocalShedCount {
+  readonly reason: AdmissionShedReason;
+  readonly priority: Priority;
+  readonly count: number;
 }
 
 /** How an admitted request ended, as its holder reports on release. */
@@ -43,6 +52,7 @@ export function emptyCounters(): Counters {
     reaped: 0,
     deadlineExceeded: 0,
     originFailed: 0,
+    shedAtEdge: 0,
   };
 }
 
@@ -73,6 +83,22 @@ export function countShed(
     shedByReason: bump(counters.shedByReason, reason),
     shedByPriority: bump(counters.shedByPriority, priority),
   };
+}
+
+/** Local sheds count as arrivals and sheds, as if the object had decided them. */
+export function countLocalSheds(counters: Counters, batch: readonly LocalShedCount[]): Counters {
+  let next = counters;
+  for (const { reason, priority, count } of batch) {
+    next = {
+      ...next,
+      arrived: next.arrived + count,
+      shed: next.shed + count,
+      shedAtEdge: next.shedAtEdge + count,
+      shedByReason: { ...next.shedByReason, [reason]: next.shedByReason[reason] + count },
+      shedByPriority: { ...next.shedByPriority, [priority]: next.shedByPriority[priority] + count },
+    };
+  }
+  return next;
 }
 
 export function countRelease(counters: Counters, outcome: ReleaseOutcome | "reaped"): Counters {

@@ -1,4 +1,6 @@
+import { waitBudgetMs } from "../admission/admission";
 import { deadlineBudgetMs, parseClientTimeoutMs, remainingMs } from "../admission/deadline";
+import { decideLocally } from "../admission/saturation";
 import type { FullBehaviour } from "../admission/limits";
 import type { Priority } from "../admission/priority";
 import { effectivePriority } from "../admission/priority-hint";
@@ -6,6 +8,14 @@ import type { AdmissionShedReason } from "../admission/shed-reason";
 import type { DecisionSink } from "../analytics";
 import { guardConfig } from "../config";
 import type { Env } from "../env";
+import {
+  FLUSH_AFTER_MS,
+  overflowingObject,
+  recordLocalShed,
+  restoreLocalSheds,
+  takeLocalSheds,
+} from "../edge/local-shed-ledger";
+import { cachedVerdict, forgetVerdict, holdVerdict } from "../edge/verdict-cache";
 import { GUARD_PROBLEM_BASE, problemResponse } from "../problem";
 import { setRateLimitFields } from "../ratelimit-fields";
 import { pessimisticQuota, shedResponse } from "../signals";
@@ -57,18 +67,63 @@ function objectFor(env: Env, identity: Identity) {
   return env.TENANT_GUARD.getByName(identity.objectName);
 }
 
+/** One round trip to the tenant's object; carries this isolate's unreported local sheds. */
 async function askAdmission(env: Env, plan: Plan): Promise<Admission> {
+  const objectName = plan.identity.objectName;
+  const localSheds = takeLocalSheds(objectName);
+  let decision: AdmitDecision;
   try {
-    return await objectFor(env, plan.identity).admit({
+    decision = await objectFor(env, plan.identity).admit({
       priority: plan.priority,
       deadline: plan.deadline,
       fullBehaviour: plan.fullBehaviour,
       ...(plan.identity.carriedLimits ? { limits: plan.identity.carriedLimits } : {}),
+      ...(localSheds ? { localSheds } : {}),
     });
   } catch (error) {
-    console.error(`admission for '${plan.identity.objectName}' failed`, error);
+    console.error(`admission for '${objectName}' failed`, error);
+    if (localSheds) restoreLocalSheds(objectName, localSheds);
     return { kind: "unavailable" };
   }
+  if (decision.kind === "shed" && decision.saturation) {
+    holdVerdict(objectName, decision.saturation, decision.quota, Date.now());
+  } else if (decision.kind === "admit") {
+    forgetVerdict(objectName);
+  }
+  return decision;
+}
+
+/** Reports an object's pending local sheds; on failure they wait for the next report. */
+async function reportLocalSheds(env: Env, objectName: string): Promise<void> {
+  const batch = takeLocalSheds(objectName);
+  if (!batch) return;
+  try {
+    await env.TENANT_GUARD.getByName(objectName).recordLocalSheds(batch);
+  } catch (error) {
+    console.error(`reporting local sheds to '${objectName}' failed; kept for the next report`, error);
+    restoreLocalSheds(objectName, batch);
+  }
+}
+
+/**
+ * Sheds without a round trip when this isolate holds a verdict from the tenant's object that
+ * covers the request; null when the object must be asked.
+ */
+function shedAtEdge(request: Request, env: Env, ctx: ExecutionContext, ports: ProxyPorts, plan: Plan, now: number): Response | null {
+  const objectName = plan.identity.objectName;
+  const cached = cachedVerdict(objectName, now);
+  if (!cached) return null;
+  const waitBudget = waitBudgetMs(plan.identity.tenant.config, plan, now);
+  const local = decideLocally(cached.verdict, { priority: plan.priority, fullBehaviour: plan.fullBehaviour, waitBudgetMs: waitBudget }, now);
+  if (local.kind === "ask") return null;
+  const action = recordLocalShed(objectName, local.reason, plan.priority);
+  if (action === "flush-now") ctx.waitUntil(reportLocalSheds(env, objectName));
+  if (action === "schedule-flush") {
+    ctx.waitUntil(scheduler.wait(FLUSH_AFTER_MS).then(() => reportLocalSheds(env, objectName)));
+  }
+  const overflow = overflowingObject();
+  if (overflow) ctx.waitUntil(reportLocalSheds(env, overflow));
+  return shed(ports, request, plan, local.reason, local.retryAfterMs, cached.quota, 0, 0, "edge");
 }
 
 /**
@@ -89,6 +144,8 @@ export async function guardRequest(
   const apiKey = request.headers.get("x-api-key");
 
   let current = plan(request, url, await resolveIdentity(apiKey, clientIp, directory, config, now), now);
+  const shedLocally = shedAtEdge(request, env, ctx, ports, current, now);
+  if (shedLocally) return shedLocally;
   let admission = await askAdmission(env, current);
   if (admission.kind === "unconfigured" && !current.identity.carriedLimits) {
     // The tenant was deleted while this isolate still had its key cached.
@@ -116,6 +173,7 @@ function shed(
   quota: Quota | null,
   waitedMs: number,
   originMs = 0,
+  decidedAt: "object" | "edge" = "object",
 ): Response {
   const effectiveQuota = quota ?? pessimisticQuota(plan.identity.tenant.config);
   const response = shedResponse(
@@ -137,6 +195,7 @@ function shed(
     priority: plan.priority,
     route: plan.route,
     method: request.method,
+    decidedAt,
     queueWaitMs: waitedMs,
     queueDepth: effectiveQuota.queued,
     status: response.status,
@@ -177,6 +236,7 @@ async function forwardAdmitted(
         priority: plan.priority,
         route: plan.route,
         method: request.method,
+        decidedAt: "object",
         queueWaitMs: admission.waitedMs,
         queueDepth: admission.quota.queued,
         status,

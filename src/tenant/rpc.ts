@@ -2,13 +2,25 @@ import { z } from "zod";
 import type { ReleaseOutcome } from "../admission/counters";
 import { FULL_BEHAVIOURS } from "../admission/limits";
 import { PRIORITIES } from "../admission/priority";
-import type { AdmissionShedReason } from "../admission/shed-reason";
+import type { Saturation } from "../admission/saturation";
+import { ADMISSION_SHED_REASONS, type AdmissionShedReason } from "../admission/shed-reason";
 import { admissionLimitsSchema } from "./tenant-config";
 
 /**
  * The tenant object's RPC payloads. The Worker builds them, but the object checks them anyway:
  * it is the state's last line of defence and a bad payload must not corrupt a tenant.
  */
+/** At most one entry per reason and priority: 5 x 4. */
+export const localShedBatchSchema = z
+  .array(
+    z.strictObject({
+      reason: z.enum(ADMISSION_SHED_REASONS),
+      priority: z.enum(PRIORITIES),
+      count: z.number().int().min(1).max(1_000_000),
+    }),
+  )
+  .max(ADMISSION_SHED_REASONS.length * PRIORITIES.length);
+
 export const admitRequestSchema = z.strictObject({
   priority: z.enum(PRIORITIES),
   deadline: z.number().finite(),
@@ -18,6 +30,8 @@ export const admitRequestSchema = z.strictObject({
    * buckets of the anonymous tenant. Named tenants' objects ignore it and use their stored config.
    */
   limits: admissionLimitsSchema.optional(),
+  /** Sheds this isolate decided for the object since it last reported, piggybacked. */
+  localSheds: localShedBatchSchema.optional(),
 });
 
 export type AdmitRequest = z.infer<typeof admitRequestSchema>;
@@ -49,6 +63,8 @@ export type AdmitDecision =
       readonly retryAfterMs: number;
       readonly waitedMs: number;
       readonly quota: Quota;
+      /** How long, and for which priorities, the edge may give the same answer itself. */
+      readonly saturation: Saturation | null;
     }
   /** The object has no limits: the tenant was deleted (or never configured). */
   | { readonly kind: "unconfigured" };

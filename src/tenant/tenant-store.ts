@@ -56,6 +56,7 @@ const runtimeSchema = z.object({
       reaped: z.number(),
       deadlineExceeded: z.number(),
       originFailed: z.number(),
+      shedAtEdge: z.number(),
     })
     .partial(),
   leases: z.array(
