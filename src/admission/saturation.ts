@@ -38,6 +38,8 @@ export interface Saturation {
   readonly holdForMs: number;
   /** When capacity was expected back for the shed request, before jitter. */
   readonly retryAfterMs: number;
+  /** The object's expected service time, which a request's wait budget leaves room for. */
+  readonly serviceMs: number | null;
 }
 
 /** A verdict as an isolate keeps it: pinned to the isolate's clock on arrival. */
@@ -75,9 +77,18 @@ export function saturationAfterShed(
     // shed request's own class is what is known to be refused.
     const coversUpTo = state.queue[state.queue.length - 1]?.priority ?? arrival.priority;
     const untilHeadMoves = estimateWait(state.bucket, state.inFlight, state.holdMsEwma, limits, 0).totalMs;
-    return { reason, coversUpTo, noRoom, waitMs: drainMs, holdForMs: clampHold(Math.max(untilHeadMoves, slack)), retryAfterMs };
+    const holdForMs = clampHold(Math.max(untilHeadMoves, slack));
+    return { reason, coversUpTo, noRoom, waitMs: drainMs, holdForMs, retryAfterMs, serviceMs: state.holdMsEwma };
   }
-  return { reason, coversUpTo: arrival.priority, noRoom, waitMs: expectedWaitMs, holdForMs: clampHold(slack), retryAfterMs };
+  return {
+    reason,
+    coversUpTo: arrival.priority,
+    noRoom,
+    waitMs: expectedWaitMs,
+    holdForMs: clampHold(slack),
+    retryAfterMs,
+    serviceMs: state.holdMsEwma,
+  };
 }
 
 export interface LocalRequest {

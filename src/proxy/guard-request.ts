@@ -113,7 +113,7 @@ function shedAtEdge(request: Request, env: Env, ctx: ExecutionContext, ports: Pr
   const objectName = plan.identity.objectName;
   const cached = cachedVerdict(objectName, now);
   if (!cached) return null;
-  const waitBudget = waitBudgetMs(plan.identity.tenant.config, plan, now);
+  const waitBudget = waitBudgetMs(plan.identity.tenant.config, plan, now, cached.verdict.serviceMs);
   const local = decideLocally(cached.verdict, { priority: plan.priority, fullBehaviour: plan.fullBehaviour, waitBudgetMs: waitBudget }, now);
   if (local.kind === "ask") return null;
   const action = recordLocalShed(objectName, local.reason, plan.priority);

@@ -58,6 +58,7 @@ describe("saturation verdicts from the object", () => {
       waitMs: 900,
       holdForMs: Math.ceil(HOLD_SHARE_OF_DRAIN * 100),
       retryAfterMs: 900,
+      serviceMs: null,
     });
   });
 
@@ -73,8 +74,8 @@ describe("saturation verdicts from the object", () => {
 });
 
 describe("local decisions at the edge", () => {
-  const fullQueue = held({ reason: "queue_full", coversUpTo: "normal", noRoom: true, waitMs: 300, holdForMs: 40, retryAfterMs: 300 });
-  const tooLong = held({ reason: "rate_limited", coversUpTo: "normal", noRoom: false, waitMs: 800, holdForMs: 200, retryAfterMs: 800 });
+  const fullQueue = held({ reason: "queue_full", coversUpTo: "normal", noRoom: true, waitMs: 300, holdForMs: 40, retryAfterMs: 300, serviceMs: 50 });
+  const tooLong = held({ reason: "rate_limited", coversUpTo: "normal", noRoom: false, waitMs: 800, holdForMs: 200, retryAfterMs: 800, serviceMs: 50 });
   const request = (priority: Priority, waitBudgetMs = 500, fullBehaviour: Arrival["fullBehaviour"] = "evict-lowest") => ({
     priority,
     waitBudgetMs,
