@@ -9,12 +9,15 @@ import {
   queueDrainMs,
   release,
 } from "./admission/admission";
+import { type CreditGrant, CREDIT_MAX_BUDGET_MS, CREDIT_USABLE_MS, creditReclaimAt, creditSize, drawCredit, returnCredit } from "./admission/credit";
 import {
+  type CreditReport,
   type Counters,
   type LocalShedCount,
   type ReleaseOutcome,
   countAdmit,
   countArrival,
+  countCreditReport,
   countLocalSheds,
   countRelease,
   countShed,
@@ -24,6 +27,7 @@ import {
   type Lease,
   earliestLeaseExpiry,
   expiredLeases,
+  LEASE_GRACE_MS,
   lingerLease,
   newLease,
 } from "./admission/leases";
@@ -38,10 +42,11 @@ import {
   type AdmitRequest,
   type Quota,
   admitRequestSchema,
+  creditReportSchema,
   localShedBatchSchema,
 } from "./tenant/rpc";
 import { type TenantConfig, limitsOf, tenantConfigSchema } from "./tenant/tenant-config";
-import { type KeyRecord, TenantStore } from "./tenant/tenant-store";
+import { type CreditLease, type KeyRecord, TenantStore } from "./tenant/tenant-store";
 
 /**
  * Runtime state (bucket, counters, leases) is written at most this often. A crash loses at most
@@ -59,6 +64,8 @@ export interface TenantStats {
     readonly tokens: number;
     readonly inFlight: number;
     readonly lingering: number;
+    /** Slots held by credits handed to isolates (hot tenants). */
+    readonly creditSlots: number;
     readonly queued: number;
     readonly queuedByPriority: Record<string, number>;
     readonly holdMsEwma: number | null;
@@ -88,6 +95,8 @@ export class TenantGuard extends DurableObject<Env> {
   private lastActiveAt = 0;
   /** Bounded by maxInFlight plus lingering slots, which expire within MAX_LINGER_MS. */
   private readonly leases = new Map<string, Lease>();
+  /** Each holds at least one slot, so bounded by maxInFlight too. */
+  private readonly credits = new Map<string, CreditLease>();
   /** One entry per queued request; the core bounds the queue at maxQueue. */
   private readonly waiters = new Map<string, (decision: AdmitDecision) => void>();
   private wakeTimer: ReturnType<typeof setTimeout> | null = null;
@@ -105,18 +114,26 @@ export class TenantGuard extends DurableObject<Env> {
       this.counters = runtime.counters;
       this.lastActiveAt = runtime.lastActiveAt;
       for (const lease of runtime.leases) this.leases.set(lease.id, lease);
+      for (const credit of runtime.credits) this.credits.set(credit.id, credit);
       const limits = this.limits();
       if (limits) {
         this.core = {
           ...initialState(limits, runtime.bucket.updatedAt),
           bucket: runtime.bucket,
-          inFlight: this.leases.size,
+          inFlight: this.leases.size + this.creditSlots(),
           holdMsEwma: runtime.holdMsEwma,
         };
       }
     }
     // Leases restored from storage may belong to holders that died with the old instance.
     this.ensureAlarm(earliestLeaseExpiry(this.leases.values()));
+    for (const credit of this.credits.values()) this.ensureAlarm(credit.reclaimAt);
+  }
+
+  private creditSlots(): number {
+    let slots = 0;
+    for (const credit of this.credits.values()) slots += credit.tokens;
+    return slots;
   }
 
   private limits(): AdmissionLimits | null {
@@ -140,8 +157,11 @@ export class TenantGuard extends DurableObject<Env> {
     this.counters = countArrival(this.counters, outcome.kind === "queued");
     this.markDirty();
     switch (outcome.kind) {
-      case "admit":
-        return this.grant({ id, priority: request.priority, deadline: request.deadline }, now, 0, limits);
+      case "admit": {
+        const admitted = this.grant({ id, priority: request.priority, deadline: request.deadline }, now, 0, limits);
+        if (admitted.kind !== "admit" || !request.wantCredit) return admitted;
+        return { ...admitted, credit: this.grantCredit(limits, now) };
+      }
       case "shed":
         this.counters = countShed(this.counters, outcome.reason, request.priority);
         return {
@@ -165,6 +185,33 @@ export class TenantGuard extends DurableObject<Env> {
         return decision;
       }
     }
+  }
+
+  /**
+   * Takes back a credit an isolate is done with. Its admissions are counted now; a credit the
+   * alarm already reclaimed still has its admissions counted, and frees nothing twice.
+   */
+  async returnCredit(creditId: string, raw: CreditReport): Promise<void> {
+    const report = creditReportSchema.parse(raw);
+    this.counters = countCreditReport(this.counters, report);
+    const credit = this.credits.get(creditId);
+    const limits = this.limits();
+    if (credit && this.core && limits) {
+      this.credits.delete(creditId);
+      this.core = returnCredit(this.core, limits, credit.tokens, report.used);
+      this.pumpAt(Date.now(), limits);
+    }
+    this.markDirty();
+  }
+
+  private grantCredit(limits: AdmissionLimits, now: number): CreditGrant | null {
+    const tokens = this.core ? creditSize(this.core, limits) : 0;
+    if (!this.core || tokens < 1) return null;
+    this.core = drawCredit(this.core, tokens);
+    const credit: CreditLease = { id: crypto.randomUUID(), tokens, grantedAt: now, reclaimAt: creditReclaimAt(now, LEASE_GRACE_MS) };
+    this.credits.set(credit.id, credit);
+    this.ensureAlarm(credit.reclaimAt);
+    return { id: credit.id, tokens, usableForMs: CREDIT_USABLE_MS, maxBudgetMs: CREDIT_MAX_BUDGET_MS };
   }
 
   /**
@@ -228,8 +275,9 @@ export class TenantGuard extends DurableObject<Env> {
       limits: this.config,
       state: {
         tokens: core ? Math.floor(core.bucket.tokens * 1000) / 1000 : 0,
-        inFlight: this.leases.size,
+        inFlight: core?.inFlight ?? 0,
         lingering,
+        creditSlots: this.creditSlots(),
         queued: core?.queue.length ?? 0,
         queuedByPriority: countQueuedByPriority(core?.queue ?? []),
         holdMsEwma: core?.holdMsEwma ?? null,
@@ -267,6 +315,7 @@ export class TenantGuard extends DurableObject<Env> {
     for (const resolve of this.waiters.values()) resolve({ kind: "unconfigured" });
     this.waiters.clear();
     this.leases.clear();
+    this.credits.clear();
     this.clearTimers();
     this.config = null;
     this.keys = [];
@@ -295,9 +344,16 @@ export class TenantGuard extends DurableObject<Env> {
       this.freeSlot(lease, null);
     }
     const limits = this.limits();
+    for (const credit of [...this.credits.values()]) {
+      if (credit.reclaimAt > now || !this.core || !limits) continue;
+      // Nobody returned it: its tokens count as spent, its slots come back.
+      this.credits.delete(credit.id);
+      this.core = returnCredit(this.core, limits, credit.tokens, credit.tokens);
+      this.counters = { ...this.counters, creditsReaped: this.counters.creditsReaped + 1 };
+    }
     // The bucket only ever refills up to the real clock, whatever `now` a test passes.
     if (limits) this.pumpAt(Math.min(now, Date.now()), limits);
-    if (!this.config && this.leases.size === 0 && this.waiters.size === 0) {
+    if (!this.config && this.leases.size === 0 && this.credits.size === 0 && this.waiters.size === 0) {
       if (now - this.lastActiveAt >= IDLE_CLEANUP_MS) {
         this.clearTimers();
         this.store.deleteAll();
@@ -309,6 +365,7 @@ export class TenantGuard extends DurableObject<Env> {
       this.ensureAlarm(this.lastActiveAt + IDLE_CLEANUP_MS);
     }
     this.ensureAlarm(earliestLeaseExpiry(this.leases.values()));
+    for (const credit of this.credits.values()) this.ensureAlarm(credit.reclaimAt);
     this.flush();
   }
 
@@ -322,6 +379,7 @@ export class TenantGuard extends DurableObject<Env> {
       holdMsEwma: this.core.holdMsEwma,
       counters: this.counters,
       leases: [...this.leases.values()],
+      credits: [...this.credits.values()],
       carriedLimits: this.config ? null : this.carriedLimits,
       lastActiveAt: this.lastActiveAt,
     });
@@ -365,7 +423,7 @@ export class TenantGuard extends DurableObject<Env> {
     this.leases.set(lease.id, lease);
     this.ensureAlarm(lease.expiresAt);
     this.counters = countAdmit(this.counters, waiter.priority);
-    return { kind: "admit", leaseId: lease.id, waitedMs, quota: this.quota(limits) };
+    return { kind: "admit", leaseId: lease.id, waitedMs, quota: this.quota(limits), credit: null };
   }
 
   private answerShed(waiter: Waiter, reason: AdmissionShedReason, now: number, limits: AdmissionLimits): void {
@@ -394,7 +452,7 @@ export class TenantGuard extends DurableObject<Env> {
       rate: limits.rate,
       burst: limits.burst,
       tokens: bucket.tokens,
-      inFlight: this.leases.size,
+      inFlight: this.core?.inFlight ?? 0,
       maxInFlight: limits.maxInFlight,
       queued: this.core?.queue.length ?? 0,
       maxQueue: limits.maxQueue,

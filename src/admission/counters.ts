@@ -23,6 +23,17 @@ export interface Counters {
   readonly originFailed: number;
   /** Of `shed`, how many an isolate decided from a cached verdict and reported in a batch. */
   readonly shedAtEdge: number;
+  /** Of `admitted`, how many an isolate admitted on a credit (hot tenants). */
+  readonly admittedOnCredit: number;
+  /** Credits the object took back because no isolate returned them. */
+  readonly creditsReaped: number;
+}
+
+/** What an isolate reports when it gives a credit back. */
+export interface CreditReport {
+  readonly used: number;
+  readonly byPriority: Readonly<Record<Priority, number>>;
+  readonly outcomes: Readonly<Record<ReleaseOutcome, number>>;
 }
 
 /** Sheds an isolate decided on its own, reported in a batch; one entry per reason and priority. */
@@ -53,6 +64,8 @@ export function emptyCounters(): Counters {
     deadlineExceeded: 0,
     originFailed: 0,
     shedAtEdge: 0,
+    admittedOnCredit: 0,
+    creditsReaped: 0,
   };
 }
 
@@ -99,6 +112,24 @@ export function countLocalSheds(counters: Counters, batch: readonly LocalShedCou
     };
   }
   return next;
+}
+
+/** Credited admissions count as arrivals, admissions and releases, as if the object had made them. */
+export function countCreditReport(counters: Counters, report: CreditReport): Counters {
+  const admittedByPriority = { ...counters.admittedByPriority };
+  for (const [priority, count] of Object.entries(report.byPriority) as Array<[Priority, number]>) {
+    admittedByPriority[priority] += count;
+  }
+  return {
+    ...counters,
+    arrived: counters.arrived + report.used,
+    admitted: counters.admitted + report.used,
+    admittedByPriority,
+    admittedOnCredit: counters.admittedOnCredit + report.used,
+    released: counters.released + report.used,
+    deadlineExceeded: counters.deadlineExceeded + report.outcomes.deadline_exceeded,
+    originFailed: counters.originFailed + report.outcomes.origin_failed,
+  };
 }
 
 export function countRelease(counters: Counters, outcome: ReleaseOutcome | "reaped"): Counters {

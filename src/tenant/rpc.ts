@@ -2,6 +2,7 @@ import { z } from "zod";
 import type { ReleaseOutcome } from "../admission/counters";
 import { FULL_BEHAVIOURS } from "../admission/limits";
 import { PRIORITIES } from "../admission/priority";
+import type { CreditGrant } from "../admission/credit";
 import type { Saturation } from "../admission/saturation";
 import { ADMISSION_SHED_REASONS, type AdmissionShedReason } from "../admission/shed-reason";
 import { admissionLimitsSchema } from "./tenant-config";
@@ -30,6 +31,8 @@ export const admitRequestSchema = z.strictObject({
    * buckets of the anonymous tenant. Named tenants' objects ignore it and use their stored config.
    */
   limits: admissionLimitsSchema.optional(),
+  /** Hot tenants: the isolate would take a credit with this admission (one request at a time asks). */
+  wantCredit: z.boolean().optional(),
   /** Sheds this isolate decided for the object since it last reported, piggybacked. */
   localSheds: localShedBatchSchema.optional(),
 });
@@ -55,6 +58,8 @@ export type AdmitDecision =
       readonly leaseId: string;
       readonly waitedMs: number;
       readonly quota: Quota;
+      /** Hot tenants: tokens and slots this isolate may spend itself before asking again. */
+      readonly credit: CreditGrant | null;
     }
   | {
       readonly kind: "shed";
@@ -70,3 +75,21 @@ export type AdmitDecision =
   | { readonly kind: "unconfigured" };
 
 export type { ReleaseOutcome };
+
+const countsByPriority = z.strictObject(
+  Object.fromEntries(PRIORITIES.map((p) => [p, z.number().int().min(0).max(1_000)])) as Record<
+    (typeof PRIORITIES)[number],
+    z.ZodNumber
+  >,
+);
+
+export const creditReportSchema = z.strictObject({
+  used: z.number().int().min(0).max(1_000),
+  byPriority: countsByPriority,
+  outcomes: z.strictObject({
+    completed: z.number().int().min(0).max(1_000),
+    cancelled: z.number().int().min(0).max(1_000),
+    deadline_exceeded: z.number().int().min(0).max(1_000),
+    origin_failed: z.number().int().min(0).max(1_000),
+  }),
+});
