@@ -17,6 +17,7 @@ import {
   type ReleaseOutcome,
   countAdmit,
   countArrival,
+  countCall,
   countCreditReport,
   countLocalSheds,
   countRelease,
@@ -143,6 +144,7 @@ export class TenantGuard extends DurableObject<Env> {
   async admit(raw: AdmitRequest): Promise<AdmitDecision> {
     const request = admitRequestSchema.parse(raw);
     const now = Date.now();
+    this.counters = countCall(this.counters, "admit");
     if (request.localSheds) this.countLocalSheds(request.localSheds);
     const limits = this.adoptLimits(request, now);
     if (!limits) return { kind: "unconfigured" };
@@ -193,7 +195,7 @@ export class TenantGuard extends DurableObject<Env> {
    */
   async returnCredit(creditId: string, raw: CreditReport): Promise<void> {
     const report = creditReportSchema.parse(raw);
-    this.counters = countCreditReport(this.counters, report);
+    this.counters = countCreditReport(countCall(this.counters, "returnCredit"), report);
     const credit = this.credits.get(creditId);
     const limits = this.limits();
     if (credit && this.core && limits) {
@@ -219,6 +221,7 @@ export class TenantGuard extends DurableObject<Env> {
    * counters still add up (they lag the edge by at most the isolate's flush interval).
    */
   async recordLocalSheds(raw: LocalShedCount[]): Promise<void> {
+    this.counters = countCall(this.counters, "reportSheds");
     this.countLocalSheds(localShedBatchSchema.parse(raw));
   }
 
@@ -230,6 +233,7 @@ export class TenantGuard extends DurableObject<Env> {
 
   /** Idempotent: a second release, or a release of a reaped lease, changes nothing. */
   async release(leaseId: string, outcome: ReleaseOutcome): Promise<void> {
+    this.counters = countCall(this.counters, "release");
     const lease = this.leases.get(leaseId);
     if (!lease || lease.lingering) return;
     const now = Date.now();

@@ -27,7 +27,12 @@ export interface Counters {
   readonly admittedOnCredit: number;
   /** Credits the object took back because no isolate returned them. */
   readonly creditsReaped: number;
+  /** Calls the object served on the request path, by kind: its load, per request. */
+  readonly calls: Readonly<Record<ObjectCall, number>>;
 }
+
+export const OBJECT_CALLS = ["admit", "release", "reportSheds", "returnCredit"] as const;
+export type ObjectCall = (typeof OBJECT_CALLS)[number];
 
 /** What an isolate reports when it gives a credit back. */
 export interface CreditReport {
@@ -66,6 +71,7 @@ export function emptyCounters(): Counters {
     shedAtEdge: 0,
     admittedOnCredit: 0,
     creditsReaped: 0,
+    calls: { admit: 0, release: 0, reportSheds: 0, returnCredit: 0 },
   };
 }
 
@@ -96,6 +102,10 @@ export function countShed(
     shedByReason: bump(counters.shedByReason, reason),
     shedByPriority: bump(counters.shedByPriority, priority),
   };
+}
+
+export function countCall(counters: Counters, call: ObjectCall): Counters {
+  return { ...counters, calls: { ...counters.calls, [call]: counters.calls[call] + 1 } };
 }
 
 /** Local sheds count as arrivals and sheds, as if the object had decided them. */

@@ -68,6 +68,7 @@ const runtimeSchema = z.object({
       shedAtEdge: z.number(),
       admittedOnCredit: z.number(),
       creditsReaped: z.number(),
+      calls: z.object({ admit: z.number(), release: z.number(), reportSheds: z.number(), returnCredit: z.number() }),
     })
     .partial(),
   leases: z.array(

@@ -48,7 +48,9 @@ describe("shedding at the edge", () => {
     expect(JSON.parse(atEdge.body)).toMatchObject({ status: 429, reason: "rate_limited", tenant });
     expect(origin.requests).toHaveLength(1);
     // The object has not heard of the local shed yet: no round trip was made for it.
-    expect((await stats(tenant)).counters.arrived).toBe(2);
+    const { counters } = await stats(tenant);
+    expect(counters.arrived).toBe(2);
+    expect(counters.calls.admit).toBe(2);
   });
 
   it("reports local sheds to the object in a batch, so its counters add up", async () => {
@@ -64,6 +66,8 @@ describe("shedding at the edge", () => {
     await Promise.all(local.map((l) => l.settled));
     const { counters } = await stats(tenant);
     expect(counters).toMatchObject({ arrived: 7, admitted: 1, shed: 6, shedAtEdge: 5 });
+    // Two decisions and one batch report for seven requests.
+    expect(counters.calls).toMatchObject({ admit: 2, reportSheds: 1 });
     expect(counters.shedByReason.rate_limited).toBe(6);
     expect(counters.shedByPriority.normal).toBe(6);
   });
