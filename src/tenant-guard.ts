@@ -256,13 +256,7 @@ export class TenantGuard extends DurableObject<Env> {
     this.store.saveConfig(config);
     this.config = config;
     const limits = limitsOf(config);
-    if (this.core) {
-      const applied = applyLimits(this.core, limits);
-      this.core = applied.state;
-      for (const victim of applied.evicted) this.answerShed(victim, "evicted", now, limits);
-    } else {
-      this.core = initialState(limits, now);
-    }
+    this.applyNewLimits(limits, now);
     this.pumpAt(now, limits);
     this.flush();
     return config;
@@ -395,9 +389,20 @@ export class TenantGuard extends DurableObject<Env> {
     if (!this.carriedLimits) this.ensureAlarm(now + IDLE_CLEANUP_MS);
     if (JSON.stringify(request.limits) !== JSON.stringify(this.carriedLimits)) {
       this.carriedLimits = request.limits;
-      if (this.core) this.core = applyLimits(this.core, request.limits).state;
+      this.applyNewLimits(request.limits, now);
     }
     return request.limits;
+  }
+
+  /** Carries the state over to new limits; waiters past a lowered queue bound are answered `evicted`. */
+  private applyNewLimits(limits: AdmissionLimits, now: number): void {
+    if (!this.core) {
+      this.core = initialState(limits, now);
+      return;
+    }
+    const applied = applyLimits(this.core, limits);
+    this.core = applied.state;
+    for (const victim of applied.evicted) this.answerShed(victim, "evicted", now, limits);
   }
 
   /** Runs the core's pump and answers the waiters it admitted or timed out. */

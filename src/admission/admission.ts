@@ -195,6 +195,8 @@ export function arrive(
  * because its holder vanished).
  */
 export function release(state: AdmissionState, heldMs: number | null): AdmissionState {
+  // A clock that stepped back can make a hold look negative; it held for no less than nothing.
+  if (heldMs !== null) heldMs = Math.max(0, heldMs);
   const holdMsEwma =
     heldMs === null
       ? state.holdMsEwma
