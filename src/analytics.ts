@@ -14,6 +14,8 @@ import { PRIORITIES } from "./admission/priority";
  *   blob3   priority
  *   blob4   route (the matching rule, or "default")
  *   blob5   method
+ *   blob6   where it was decided: "object" (the tenant's Durable Object) or "edge" (an isolate,
+ *           from a cached saturation verdict, without a round trip)
  *   double1 queue wait ms
  *   double2 queue depth when decided
  *   double3 HTTP status sent to the client (0 when the client went away)
@@ -28,6 +30,7 @@ export const decisionEventSchema = z.object({
   priority: z.enum(PRIORITIES),
   route: z.string().max(300),
   method: z.string().max(16),
+  decidedAt: z.enum(["object", "edge"]),
   queueWaitMs: z.number(),
   queueDepth: z.number(),
   status: z.number(),
@@ -59,7 +62,7 @@ export function analyticsEngineSink(dataset: AnalyticsEngineDataset | undefined)
 export function toDataPoint(event: DecisionEvent): AnalyticsEngineDataPoint {
   return {
     indexes: [event.tenant],
-    blobs: [event.outcome, event.reason, event.priority, event.route, event.method],
+    blobs: [event.outcome, event.reason, event.priority, event.route, event.method, event.decidedAt],
     doubles: [
       event.queueWaitMs,
       event.queueDepth,

@@ -9,11 +9,17 @@ import {
   queueDrainMs,
   release,
 } from "./admission/admission";
+import { type CreditGrant, CREDIT_MAX_BUDGET_MS, CREDIT_USABLE_MS, creditReclaimAt, creditSize, drawCredit, returnCredit } from "./admission/credit";
 import {
+  type CreditReport,
   type Counters,
+  type LocalShedCount,
   type ReleaseOutcome,
   countAdmit,
   countArrival,
+  countCall,
+  countCreditReport,
+  countLocalSheds,
   countRelease,
   countShed,
   emptyCounters,
@@ -22,17 +28,26 @@ import {
   type Lease,
   earliestLeaseExpiry,
   expiredLeases,
+  LEASE_GRACE_MS,
   lingerLease,
   newLease,
 } from "./admission/leases";
 import type { AdmissionLimits } from "./admission/limits";
+import { saturationAfterShed } from "./admission/saturation";
 import type { AdmissionShedReason } from "./admission/shed-reason";
 import { msUntilFull } from "./admission/token-bucket";
 import { countQueuedByPriority, type Waiter } from "./admission/wait-queue";
 import type { Env } from "./env";
-import { type AdmitDecision, type AdmitRequest, type Quota, admitRequestSchema } from "./tenant/rpc";
+import {
+  type AdmitDecision,
+  type AdmitRequest,
+  type Quota,
+  admitRequestSchema,
+  creditReportSchema,
+  localShedBatchSchema,
+} from "./tenant/rpc";
 import { type TenantConfig, limitsOf, tenantConfigSchema } from "./tenant/tenant-config";
-import { type KeyRecord, TenantStore } from "./tenant/tenant-store";
+import { type CreditLease, type KeyRecord, TenantStore } from "./tenant/tenant-store";
 
 /**
  * Runtime state (bucket, counters, leases) is written at most this often. A crash loses at most
@@ -50,6 +65,8 @@ export interface TenantStats {
     readonly tokens: number;
     readonly inFlight: number;
     readonly lingering: number;
+    /** Slots held by credits handed to isolates (hot tenants). */
+    readonly creditSlots: number;
     readonly queued: number;
     readonly queuedByPriority: Record<string, number>;
     readonly holdMsEwma: number | null;
@@ -79,6 +96,8 @@ export class TenantGuard extends DurableObject<Env> {
   private lastActiveAt = 0;
   /** Bounded by maxInFlight plus lingering slots, which expire within MAX_LINGER_MS. */
   private readonly leases = new Map<string, Lease>();
+  /** Each holds at least one slot, so bounded by maxInFlight too. */
+  private readonly credits = new Map<string, CreditLease>();
   /** One entry per queued request; the core bounds the queue at maxQueue. */
   private readonly waiters = new Map<string, (decision: AdmitDecision) => void>();
   private wakeTimer: ReturnType<typeof setTimeout> | null = null;
@@ -96,18 +115,26 @@ export class TenantGuard extends DurableObject<Env> {
       this.counters = runtime.counters;
       this.lastActiveAt = runtime.lastActiveAt;
       for (const lease of runtime.leases) this.leases.set(lease.id, lease);
+      for (const credit of runtime.credits) this.credits.set(credit.id, credit);
       const limits = this.limits();
       if (limits) {
         this.core = {
           ...initialState(limits, runtime.bucket.updatedAt),
           bucket: runtime.bucket,
-          inFlight: this.leases.size,
+          inFlight: this.leases.size + this.creditSlots(),
           holdMsEwma: runtime.holdMsEwma,
         };
       }
     }
     // Leases restored from storage may belong to holders that died with the old instance.
     this.ensureAlarm(earliestLeaseExpiry(this.leases.values()));
+    for (const credit of this.credits.values()) this.ensureAlarm(credit.reclaimAt);
+  }
+
+  private creditSlots(): number {
+    let slots = 0;
+    for (const credit of this.credits.values()) slots += credit.tokens;
+    return slots;
   }
 
   private limits(): AdmissionLimits | null {
@@ -117,6 +144,8 @@ export class TenantGuard extends DurableObject<Env> {
   async admit(raw: AdmitRequest): Promise<AdmitDecision> {
     const request = admitRequestSchema.parse(raw);
     const now = Date.now();
+    this.counters = countCall(this.counters, "admit");
+    if (request.localSheds) this.countLocalSheds(request.localSheds);
     const limits = this.adoptLimits(request, now);
     if (!limits) return { kind: "unconfigured" };
     this.pumpAt(now, limits);
@@ -130,8 +159,11 @@ export class TenantGuard extends DurableObject<Env> {
     this.counters = countArrival(this.counters, outcome.kind === "queued");
     this.markDirty();
     switch (outcome.kind) {
-      case "admit":
-        return this.grant({ id, priority: request.priority, deadline: request.deadline }, now, 0, limits);
+      case "admit": {
+        const admitted = this.grant({ id, priority: request.priority, deadline: request.deadline }, now, 0, limits);
+        if (admitted.kind !== "admit" || !request.wantCredit) return admitted;
+        return { ...admitted, credit: this.grantCredit(limits, now) };
+      }
       case "shed":
         this.counters = countShed(this.counters, outcome.reason, request.priority);
         return {
@@ -140,6 +172,14 @@ export class TenantGuard extends DurableObject<Env> {
           retryAfterMs: outcome.retryAfterMs,
           waitedMs: 0,
           quota: this.quota(limits),
+          saturation: saturationAfterShed(
+            result.state,
+            limits,
+            { id, ...request },
+            outcome.reason,
+            outcome.expectedWaitMs,
+            outcome.retryAfterMs,
+          ),
         };
       case "queued": {
         const decision = new Promise<AdmitDecision>((resolve) => this.waiters.set(id, resolve));
@@ -149,8 +189,51 @@ export class TenantGuard extends DurableObject<Env> {
     }
   }
 
+  /**
+   * Takes back a credit an isolate is done with. Its admissions are counted now; a credit the
+   * alarm already reclaimed still has its admissions counted, and frees nothing twice.
+   */
+  async returnCredit(creditId: string, raw: CreditReport): Promise<void> {
+    const report = creditReportSchema.parse(raw);
+    this.counters = countCreditReport(countCall(this.counters, "returnCredit"), report);
+    const credit = this.credits.get(creditId);
+    const limits = this.limits();
+    if (credit && this.core && limits) {
+      this.credits.delete(creditId);
+      this.core = returnCredit(this.core, limits, credit.tokens, report.used);
+      this.pumpAt(Date.now(), limits);
+    }
+    this.markDirty();
+  }
+
+  private grantCredit(limits: AdmissionLimits, now: number): CreditGrant | null {
+    const tokens = this.core ? creditSize(this.core, limits) : 0;
+    if (!this.core || tokens < 1) return null;
+    this.core = drawCredit(this.core, tokens);
+    const credit: CreditLease = { id: crypto.randomUUID(), tokens, grantedAt: now, reclaimAt: creditReclaimAt(now, LEASE_GRACE_MS) };
+    this.credits.set(credit.id, credit);
+    this.ensureAlarm(credit.reclaimAt);
+    return { id: credit.id, tokens, usableForMs: CREDIT_USABLE_MS, maxBudgetMs: CREDIT_MAX_BUDGET_MS };
+  }
+
+  /**
+   * Sheds an isolate decided itself from a cached verdict, reported in a batch so the
+   * counters still add up (they lag the edge by at most the isolate's flush interval).
+   */
+  async recordLocalSheds(raw: LocalShedCount[]): Promise<void> {
+    this.counters = countCall(this.counters, "reportSheds");
+    this.countLocalSheds(localShedBatchSchema.parse(raw));
+  }
+
+  private countLocalSheds(batch: readonly LocalShedCount[]): void {
+    if (batch.length === 0) return;
+    this.counters = countLocalSheds(this.counters, batch);
+    this.markDirty();
+  }
+
   /** Idempotent: a second release, or a release of a reaped lease, changes nothing. */
   async release(leaseId: string, outcome: ReleaseOutcome): Promise<void> {
+    this.counters = countCall(this.counters, "release");
     const lease = this.leases.get(leaseId);
     if (!lease || lease.lingering) return;
     const now = Date.now();
@@ -173,13 +256,7 @@ export class TenantGuard extends DurableObject<Env> {
     this.store.saveConfig(config);
     this.config = config;
     const limits = limitsOf(config);
-    if (this.core) {
-      const applied = applyLimits(this.core, limits);
-      this.core = applied.state;
-      for (const victim of applied.evicted) this.answerShed(victim, "evicted", now, limits);
-    } else {
-      this.core = initialState(limits, now);
-    }
+    this.applyNewLimits(limits, now);
     this.pumpAt(now, limits);
     this.flush();
     return config;
@@ -196,8 +273,9 @@ export class TenantGuard extends DurableObject<Env> {
       limits: this.config,
       state: {
         tokens: core ? Math.floor(core.bucket.tokens * 1000) / 1000 : 0,
-        inFlight: this.leases.size,
+        inFlight: core?.inFlight ?? 0,
         lingering,
+        creditSlots: this.creditSlots(),
         queued: core?.queue.length ?? 0,
         queuedByPriority: countQueuedByPriority(core?.queue ?? []),
         holdMsEwma: core?.holdMsEwma ?? null,
@@ -235,6 +313,7 @@ export class TenantGuard extends DurableObject<Env> {
     for (const resolve of this.waiters.values()) resolve({ kind: "unconfigured" });
     this.waiters.clear();
     this.leases.clear();
+    this.credits.clear();
     this.clearTimers();
     this.config = null;
     this.keys = [];
@@ -263,9 +342,16 @@ export class TenantGuard extends DurableObject<Env> {
       this.freeSlot(lease, null);
     }
     const limits = this.limits();
+    for (const credit of [...this.credits.values()]) {
+      if (credit.reclaimAt > now || !this.core || !limits) continue;
+      // Nobody returned it: its tokens count as spent, its slots come back.
+      this.credits.delete(credit.id);
+      this.core = returnCredit(this.core, limits, credit.tokens, credit.tokens);
+      this.counters = { ...this.counters, creditsReaped: this.counters.creditsReaped + 1 };
+    }
     // The bucket only ever refills up to the real clock, whatever `now` a test passes.
     if (limits) this.pumpAt(Math.min(now, Date.now()), limits);
-    if (!this.config && this.leases.size === 0 && this.waiters.size === 0) {
+    if (!this.config && this.leases.size === 0 && this.credits.size === 0 && this.waiters.size === 0) {
       if (now - this.lastActiveAt >= IDLE_CLEANUP_MS) {
         this.clearTimers();
         this.store.deleteAll();
@@ -277,6 +363,7 @@ export class TenantGuard extends DurableObject<Env> {
       this.ensureAlarm(this.lastActiveAt + IDLE_CLEANUP_MS);
     }
     this.ensureAlarm(earliestLeaseExpiry(this.leases.values()));
+    for (const credit of this.credits.values()) this.ensureAlarm(credit.reclaimAt);
     this.flush();
   }
 
@@ -290,6 +377,7 @@ export class TenantGuard extends DurableObject<Env> {
       holdMsEwma: this.core.holdMsEwma,
       counters: this.counters,
       leases: [...this.leases.values()],
+      credits: [...this.credits.values()],
       carriedLimits: this.config ? null : this.carriedLimits,
       lastActiveAt: this.lastActiveAt,
     });
@@ -301,9 +389,20 @@ export class TenantGuard extends DurableObject<Env> {
     if (!this.carriedLimits) this.ensureAlarm(now + IDLE_CLEANUP_MS);
     if (JSON.stringify(request.limits) !== JSON.stringify(this.carriedLimits)) {
       this.carriedLimits = request.limits;
-      if (this.core) this.core = applyLimits(this.core, request.limits).state;
+      this.applyNewLimits(request.limits, now);
     }
     return request.limits;
+  }
+
+  /** Carries the state over to new limits; waiters past a lowered queue bound are answered `evicted`. */
+  private applyNewLimits(limits: AdmissionLimits, now: number): void {
+    if (!this.core) {
+      this.core = initialState(limits, now);
+      return;
+    }
+    const applied = applyLimits(this.core, limits);
+    this.core = applied.state;
+    for (const victim of applied.evicted) this.answerShed(victim, "evicted", now, limits);
   }
 
   /** Runs the core's pump and answers the waiters it admitted or timed out. */
@@ -333,7 +432,7 @@ export class TenantGuard extends DurableObject<Env> {
     this.leases.set(lease.id, lease);
     this.ensureAlarm(lease.expiresAt);
     this.counters = countAdmit(this.counters, waiter.priority);
-    return { kind: "admit", leaseId: lease.id, waitedMs, quota: this.quota(limits) };
+    return { kind: "admit", leaseId: lease.id, waitedMs, quota: this.quota(limits), credit: null };
   }
 
   private answerShed(waiter: Waiter, reason: AdmissionShedReason, now: number, limits: AdmissionLimits): void {
@@ -347,6 +446,7 @@ export class TenantGuard extends DurableObject<Env> {
       retryAfterMs,
       waitedMs: now - waiter.enqueuedAt,
       quota: this.quota(limits),
+      saturation: null,
     });
   }
 
@@ -361,7 +461,7 @@ export class TenantGuard extends DurableObject<Env> {
       rate: limits.rate,
       burst: limits.burst,
       tokens: bucket.tokens,
-      inFlight: this.leases.size,
+      inFlight: this.core?.inFlight ?? 0,
       maxInFlight: limits.maxInFlight,
       queued: this.core?.queue.length ?? 0,
       maxQueue: limits.maxQueue,

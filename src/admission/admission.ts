@@ -96,9 +96,18 @@ export function pump(state: AdmissionState, limits: AdmissionLimits, now: number
   return { state: next, granted, timedOut: expired };
 }
 
-/** How long `arrival` may wait in the queue, from `now`. */
-export function waitBudgetMs(limits: AdmissionLimits, arrival: Arrival, now: number): number {
-  const untilDeadline = arrival.deadline - now;
+/**
+ * How long `arrival` may wait in the queue, from `now`. The wait must leave the origin its
+ * expected service time (`serviceMs`, the hold-time average) before the deadline: a request
+ * admitted with less than that left would only come back as a 504 after using a slot.
+ */
+export function waitBudgetMs(
+  limits: Pick<AdmissionLimits, "maxWaitMs">,
+  arrival: Pick<Arrival, "deadline" | "fullBehaviour">,
+  now: number,
+  serviceMs: number | null = null,
+): number {
+  const untilDeadline = arrival.deadline - now - (serviceMs ?? 0);
   if (arrival.fullBehaviour === "block") return untilDeadline;
   return Math.min(limits.maxWaitMs, untilDeadline);
 }
@@ -150,7 +159,7 @@ export function arrive(
   if (state.queue.length === 0 && canAdmitNow(state, limits)) {
     return { state: admitOne(state), outcome: { kind: "admit" }, evicted: [] };
   }
-  const budget = waitBudgetMs(limits, arrival, now);
+  const budget = waitBudgetMs(limits, arrival, now, state.holdMsEwma);
   const ahead = countAhead(state.queue, arrival.priority);
   const wait = estimateWait(state.bucket, state.inFlight, state.holdMsEwma, limits, ahead);
   if (limits.maxQueue === 0 || budget <= 0 || wait.totalMs > budget) {
@@ -186,6 +195,8 @@ export function arrive(
  * because its holder vanished).
  */
 export function release(state: AdmissionState, heldMs: number | null): AdmissionState {
+  // A clock that stepped back can make a hold look negative; it held for no less than nothing.
+  if (heldMs !== null) heldMs = Math.max(0, heldMs);
   const holdMsEwma =
     heldMs === null
       ? state.holdMsEwma

@@ -21,6 +21,31 @@ export interface Counters {
   readonly deadlineExceeded: number;
   /** Admitted, then the origin could not be reached or failed mid-response. */
   readonly originFailed: number;
+  /** Of `shed`, how many an isolate decided from a cached verdict and reported in a batch. */
+  readonly shedAtEdge: number;
+  /** Of `admitted`, how many an isolate admitted on a credit (hot tenants). */
+  readonly admittedOnCredit: number;
+  /** Credits the object took back because no isolate returned them. */
+  readonly creditsReaped: number;
+  /** Calls the object served on the request path, by kind: its load, per request. */
+  readonly calls: Readonly<Record<ObjectCall, number>>;
+}
+
+export const OBJECT_CALLS = ["admit", "release", "reportSheds", "returnCredit"] as const;
+export type ObjectCall = (typeof OBJECT_CALLS)[number];
+
+/** What an isolate reports when it gives a credit back. */
+export interface CreditReport {
+  readonly used: number;
+  readonly byPriority: Readonly<Record<Priority, number>>;
+  readonly outcomes: Readonly<Record<ReleaseOutcome, number>>;
+}
+
+/** Sheds an isolate decided on its own, reported in a batch; one entry per reason and priority. */
+export interface LocalShedCount {
+  readonly reason: AdmissionShedReason;
+  readonly priority: Priority;
+  readonly count: number;
 }
 
 /** How an admitted request ended, as its holder reports on release. */
@@ -43,6 +68,10 @@ export function emptyCounters(): Counters {
     reaped: 0,
     deadlineExceeded: 0,
     originFailed: 0,
+    shedAtEdge: 0,
+    admittedOnCredit: 0,
+    creditsReaped: 0,
+    calls: { admit: 0, release: 0, reportSheds: 0, returnCredit: 0 },
   };
 }
 
@@ -72,6 +101,44 @@ export function countShed(
     shed: counters.shed + 1,
     shedByReason: bump(counters.shedByReason, reason),
     shedByPriority: bump(counters.shedByPriority, priority),
+  };
+}
+
+export function countCall(counters: Counters, call: ObjectCall): Counters {
+  return { ...counters, calls: { ...counters.calls, [call]: counters.calls[call] + 1 } };
+}
+
+/** Local sheds count as arrivals and sheds, as if the object had decided them. */
+export function countLocalSheds(counters: Counters, batch: readonly LocalShedCount[]): Counters {
+  let next = counters;
+  for (const { reason, priority, count } of batch) {
+    next = {
+      ...next,
+      arrived: next.arrived + count,
+      shed: next.shed + count,
+      shedAtEdge: next.shedAtEdge + count,
+      shedByReason: { ...next.shedByReason, [reason]: next.shedByReason[reason] + count },
+      shedByPriority: { ...next.shedByPriority, [priority]: next.shedByPriority[priority] + count },
+    };
+  }
+  return next;
+}
+
+/** Credited admissions count as arrivals, admissions and releases, as if the object had made them. */
+export function countCreditReport(counters: Counters, report: CreditReport): Counters {
+  const admittedByPriority = { ...counters.admittedByPriority };
+  for (const [priority, count] of Object.entries(report.byPriority) as Array<[Priority, number]>) {
+    admittedByPriority[priority] += count;
+  }
+  return {
+    ...counters,
+    arrived: counters.arrived + report.used,
+    admitted: counters.admitted + report.used,
+    admittedByPriority,
+    admittedOnCredit: counters.admittedOnCredit + report.used,
+    released: counters.released + report.used,
+    deadlineExceeded: counters.deadlineExceeded + report.outcomes.deadline_exceeded,
+    originFailed: counters.originFailed + report.outcomes.origin_failed,
   };
 }
 

@@ -33,12 +33,15 @@ export function newLease(id: string, priority: Priority, deadline: number, now: 
 }
 
 /**
- * A lease whose holder abandoned the origin at its deadline stays held for about one more
- * typical hold time: the origin is likely still working on it, and sending another request into
- * that slot now would exceed the origin's concurrency.
+ * A lease whose holder abandoned the origin at its deadline stays held: the origin is likely
+ * still working on it, and sending another request into that slot now would exceed the
+ * origin's concurrency. For how long is a guess; the guess is "at least a typical hold time, and
+ * at least as long again as it has already run", since a request that overran is usually stuck
+ * behind an origin that has slowed down.
  */
 export function lingerLease(lease: Lease, holdMsEwma: number | null, now: number): Lease {
-  const lingerMs = Math.min(MAX_LINGER_MS, Math.max(0, holdMsEwma ?? DEFAULT_LINGER_MS));
+  const ranMs = Math.max(0, now - lease.admittedAt);
+  const lingerMs = Math.min(MAX_LINGER_MS, Math.max(holdMsEwma ?? DEFAULT_LINGER_MS, ranMs));
   return { ...lease, expiresAt: now + lingerMs, lingering: true };
 }
 

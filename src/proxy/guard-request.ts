@@ -1,4 +1,6 @@
+import { waitBudgetMs } from "../admission/admission";
 import { deadlineBudgetMs, parseClientTimeoutMs, remainingMs } from "../admission/deadline";
+import { decideLocally } from "../admission/saturation";
 import type { FullBehaviour } from "../admission/limits";
 import type { Priority } from "../admission/priority";
 import { effectivePriority } from "../admission/priority-hint";
@@ -6,6 +8,23 @@ import type { AdmissionShedReason } from "../admission/shed-reason";
 import type { DecisionSink } from "../analytics";
 import { guardConfig } from "../config";
 import type { Env } from "../env";
+import {
+  FLUSH_AFTER_MS,
+  overflowingObject,
+  recordLocalShed,
+  restoreLocalSheds,
+  takeLocalSheds,
+} from "../edge/local-shed-ledger";
+import {
+  type CreditReturn,
+  askForCredit,
+  creditAnswered,
+  endCreditUse,
+  expireCredit,
+  holdCredit,
+  spendCredit,
+} from "../edge/credit-store";
+import { cachedVerdict, forgetVerdict, holdVerdict } from "../edge/verdict-cache";
 import { GUARD_PROBLEM_BASE, problemResponse } from "../problem";
 import { setRateLimitFields } from "../ratelimit-fields";
 import { pessimisticQuota, shedResponse } from "../signals";
@@ -34,6 +53,16 @@ interface Plan {
 
 type Admission = AdmitDecision | { readonly kind: "unavailable" };
 
+/** An admitted request's hold on a slot, however it was admitted. */
+interface Admitted {
+  readonly requestId: string;
+  readonly waitedMs: number;
+  readonly quota: Quota;
+  readonly decidedAt: "object" | "edge";
+  /** Gives the slot back; never blocks the response. */
+  readonly release: (outcome: ReleaseOutcome) => void;
+}
+
 /** How long a client should stay away when the guard itself cannot decide. */
 const UNAVAILABLE_RETRY_MS = 2_000;
 
@@ -57,18 +86,121 @@ function objectFor(env: Env, identity: Identity) {
   return env.TENANT_GUARD.getByName(identity.objectName);
 }
 
+/** One round trip to the tenant's object; carries this isolate's unreported local sheds. */
 async function askAdmission(env: Env, plan: Plan): Promise<Admission> {
+  const objectName = plan.identity.objectName;
+  const localSheds = takeLocalSheds(objectName);
+  const wantCredit = askForCredit(objectName, Date.now());
+  let decision: AdmitDecision;
   try {
-    return await objectFor(env, plan.identity).admit({
+    decision = await objectFor(env, plan.identity).admit({
       priority: plan.priority,
       deadline: plan.deadline,
       fullBehaviour: plan.fullBehaviour,
       ...(plan.identity.carriedLimits ? { limits: plan.identity.carriedLimits } : {}),
+      ...(localSheds ? { localSheds } : {}),
+      ...(wantCredit ? { wantCredit } : {}),
     });
   } catch (error) {
-    console.error(`admission for '${plan.identity.objectName}' failed`, error);
+    console.error(`admission for '${objectName}' failed`, error);
+    if (localSheds) restoreLocalSheds(objectName, localSheds);
     return { kind: "unavailable" };
+  } finally {
+    if (wantCredit) creditAnswered(objectName);
   }
+  if (decision.kind === "shed" && decision.saturation) {
+    holdVerdict(objectName, decision.saturation, decision.quota, Date.now());
+  } else if (decision.kind === "admit") {
+    forgetVerdict(objectName);
+  }
+  return decision;
+}
+
+async function sendCreditReturn(env: Env, back: CreditReturn): Promise<void> {
+  try {
+    await env.TENANT_GUARD.getByName(back.objectName).returnCredit(back.creditId, back.report);
+  } catch (error) {
+    console.error(`returning a credit to '${back.objectName}' failed; the object reclaims it on its own`, error);
+  }
+}
+
+/** Keeps a credit the object granted, and makes sure it goes back once it can no longer be spent. */
+function keepCredit(env: Env, ctx: ExecutionContext, objectName: string, decision: Extract<AdmitDecision, { kind: "admit" }>) {
+  if (!decision.credit) return;
+  const credit = decision.credit;
+  for (const back of holdCredit(objectName, credit, decision.quota, Date.now())) ctx.waitUntil(sendCreditReturn(env, back));
+  ctx.waitUntil(
+    scheduler.wait(credit.usableForMs).then(() => {
+      const back = expireCredit(objectName, Date.now());
+      return back ? sendCreditReturn(env, back) : undefined;
+    }),
+  );
+}
+
+/** Admits on this isolate's credit for the tenant (hot tenants), without a round trip. */
+function admitOnCredit(env: Env, ctx: ExecutionContext, plan: Plan, now: number): Admitted | null {
+  const credit = spendCredit(plan.identity.objectName, plan.priority, plan.budgetMs, now);
+  if (!credit) return null;
+  return {
+    requestId: crypto.randomUUID(),
+    waitedMs: 0,
+    quota: credit.quota,
+    decidedAt: "edge",
+    release: (outcome) => {
+      const back = endCreditUse(credit, outcome, Date.now());
+      if (back) ctx.waitUntil(sendCreditReturn(env, back));
+    },
+  };
+}
+
+function admittedByObject(env: Env, ctx: ExecutionContext, plan: Plan, decision: Extract<AdmitDecision, { kind: "admit" }>): Admitted {
+  const stub = objectFor(env, plan.identity);
+  return {
+    requestId: decision.leaseId,
+    waitedMs: decision.waitedMs,
+    quota: decision.quota,
+    decidedAt: "object",
+    // Off the response path: the client does not wait for the release to land.
+    release: (outcome) =>
+      ctx.waitUntil(
+        stub.release(decision.leaseId, outcome).catch((error: unknown) => {
+          console.error("release failed; the lease expires on its own", error);
+        }),
+      ),
+  };
+}
+
+/** Reports an object's pending local sheds; on failure they wait for the next report. */
+async function reportLocalSheds(env: Env, objectName: string): Promise<void> {
+  const batch = takeLocalSheds(objectName);
+  if (!batch) return;
+  try {
+    await env.TENANT_GUARD.getByName(objectName).recordLocalSheds(batch);
+  } catch (error) {
+    console.error(`reporting local sheds to '${objectName}' failed; kept for the next report`, error);
+    restoreLocalSheds(objectName, batch);
+  }
+}
+
+/**
+ * Sheds without a round trip when this isolate holds a verdict from the tenant's object that
+ * covers the request; null when the object must be asked.
+ */
+function shedAtEdge(request: Request, env: Env, ctx: ExecutionContext, ports: ProxyPorts, plan: Plan, now: number): Response | null {
+  const objectName = plan.identity.objectName;
+  const cached = cachedVerdict(objectName, now);
+  if (!cached) return null;
+  const waitBudget = waitBudgetMs(plan.identity.tenant.config, plan, now, cached.verdict.serviceMs);
+  const local = decideLocally(cached.verdict, { priority: plan.priority, fullBehaviour: plan.fullBehaviour, waitBudgetMs: waitBudget }, now);
+  if (local.kind === "ask") return null;
+  const action = recordLocalShed(objectName, local.reason, plan.priority);
+  if (action === "flush-now") ctx.waitUntil(reportLocalSheds(env, objectName));
+  if (action === "schedule-flush") {
+    ctx.waitUntil(scheduler.wait(FLUSH_AFTER_MS).then(() => reportLocalSheds(env, objectName)));
+  }
+  const overflow = overflowingObject();
+  if (overflow) ctx.waitUntil(reportLocalSheds(env, overflow));
+  return shed(ports, request, plan, local.reason, local.retryAfterMs, cached.quota, 0, 0, "edge");
 }
 
 /**
@@ -89,6 +221,10 @@ export async function guardRequest(
   const apiKey = request.headers.get("x-api-key");
 
   let current = plan(request, url, await resolveIdentity(apiKey, clientIp, directory, config, now), now);
+  const onCredit = admitOnCredit(env, ctx, current, now);
+  if (onCredit) return forwardAdmitted(request, url, env, ports, current, onCredit);
+  const shedLocally = shedAtEdge(request, env, ctx, ports, current, now);
+  if (shedLocally) return shedLocally;
   let admission = await askAdmission(env, current);
   if (admission.kind === "unconfigured" && !current.identity.carriedLimits) {
     // The tenant was deleted while this isolate still had its key cached.
@@ -98,7 +234,8 @@ export async function guardRequest(
 
   switch (admission.kind) {
     case "admit":
-      return forwardAdmitted(request, url, env, ctx, ports, current, admission);
+      keepCredit(env, ctx, current.identity.objectName, admission);
+      return forwardAdmitted(request, url, env, ports, current, admittedByObject(env, ctx, current, admission));
     case "shed":
       return shed(ports, request, current, admission.reason, admission.retryAfterMs, admission.quota, admission.waitedMs);
     case "unconfigured":
@@ -116,6 +253,7 @@ function shed(
   quota: Quota | null,
   waitedMs: number,
   originMs = 0,
+  decidedAt: "object" | "edge" = "object",
 ): Response {
   const effectiveQuota = quota ?? pessimisticQuota(plan.identity.tenant.config);
   const response = shedResponse(
@@ -137,6 +275,7 @@ function shed(
     priority: plan.priority,
     route: plan.route,
     method: request.method,
+    decidedAt,
     queueWaitMs: waitedMs,
     queueDepth: effectiveQuota.queued,
     status: response.status,
@@ -151,24 +290,17 @@ async function forwardAdmitted(
   request: Request,
   url: URL,
   env: Env,
-  ctx: ExecutionContext,
   ports: ProxyPorts,
   plan: Plan,
-  admission: Extract<AdmitDecision, { kind: "admit" }>,
+  admission: Admitted,
 ): Promise<Response> {
-  const stub = objectFor(env, plan.identity);
   const forwardedAt = Date.now();
   let released = false;
   /** Releases the slot once; records the outcome unless a shed answer already recorded it. */
   const finish = (outcome: ReleaseOutcome, status: number, recorded = false) => {
     if (released) return;
     released = true;
-    // Off the response path: the client does not wait for the release to land.
-    ctx.waitUntil(
-      stub.release(admission.leaseId, outcome).catch((error: unknown) => {
-        console.error("release failed; the lease expires on its own", error);
-      }),
-    );
+    admission.release(outcome);
     if (!recorded) {
       ports.sink.record({
         tenant: plan.identity.tenant.name,
@@ -177,6 +309,7 @@ async function forwardAdmitted(
         priority: plan.priority,
         route: plan.route,
         method: request.method,
+        decidedAt: admission.decidedAt,
         queueWaitMs: admission.waitedMs,
         queueDepth: admission.quota.queued,
         status,
@@ -201,7 +334,7 @@ async function forwardAdmitted(
     timeoutMs,
     clientIp: request.headers.get("cf-connecting-ip"),
     publicUrl: url,
-    requestId: admission.leaseId,
+    requestId: admission.requestId,
   });
   const result = await forwardToOrigin(
     originTarget(config.originUrl, url),

@@ -2,13 +2,26 @@ import { z } from "zod";
 import type { ReleaseOutcome } from "../admission/counters";
 import { FULL_BEHAVIOURS } from "../admission/limits";
 import { PRIORITIES } from "../admission/priority";
-import type { AdmissionShedReason } from "../admission/shed-reason";
+import type { CreditGrant } from "../admission/credit";
+import type { Saturation } from "../admission/saturation";
+import { ADMISSION_SHED_REASONS, type AdmissionShedReason } from "../admission/shed-reason";
 import { admissionLimitsSchema } from "./tenant-config";
 
 /**
  * The tenant object's RPC payloads. The Worker builds them, but the object checks them anyway:
  * it is the state's last line of defence and a bad payload must not corrupt a tenant.
  */
+/** At most one entry per reason and priority: 5 x 4. */
+export const localShedBatchSchema = z
+  .array(
+    z.strictObject({
+      reason: z.enum(ADMISSION_SHED_REASONS),
+      priority: z.enum(PRIORITIES),
+      count: z.number().int().min(1).max(1_000_000),
+    }),
+  )
+  .max(ADMISSION_SHED_REASONS.length * PRIORITIES.length);
+
 export const admitRequestSchema = z.strictObject({
   priority: z.enum(PRIORITIES),
   deadline: z.number().finite(),
@@ -18,6 +31,10 @@ export const admitRequestSchema = z.strictObject({
    * buckets of the anonymous tenant. Named tenants' objects ignore it and use their stored config.
    */
   limits: admissionLimitsSchema.optional(),
+  /** Hot tenants: the isolate would take a credit with this admission (one request at a time asks). */
+  wantCredit: z.boolean().optional(),
+  /** Sheds this isolate decided for the object since it last reported, piggybacked. */
+  localSheds: localShedBatchSchema.optional(),
 });
 
 export type AdmitRequest = z.infer<typeof admitRequestSchema>;
@@ -41,6 +58,8 @@ export type AdmitDecision =
       readonly leaseId: string;
       readonly waitedMs: number;
       readonly quota: Quota;
+      /** Hot tenants: tokens and slots this isolate may spend itself before asking again. */
+      readonly credit: CreditGrant | null;
     }
   | {
       readonly kind: "shed";
@@ -49,8 +68,28 @@ export type AdmitDecision =
       readonly retryAfterMs: number;
       readonly waitedMs: number;
       readonly quota: Quota;
+      /** How long, and for which priorities, the edge may give the same answer itself. */
+      readonly saturation: Saturation | null;
     }
   /** The object has no limits: the tenant was deleted (or never configured). */
   | { readonly kind: "unconfigured" };
 
 export type { ReleaseOutcome };
+
+const countsByPriority = z.strictObject(
+  Object.fromEntries(PRIORITIES.map((p) => [p, z.number().int().min(0).max(1_000)])) as Record<
+    (typeof PRIORITIES)[number],
+    z.ZodNumber
+  >,
+);
+
+export const creditReportSchema = z.strictObject({
+  used: z.number().int().min(0).max(1_000),
+  byPriority: countsByPriority,
+  outcomes: z.strictObject({
+    completed: z.number().int().min(0).max(1_000),
+    cancelled: z.number().int().min(0).max(1_000),
+    deadline_exceeded: z.number().int().min(0).max(1_000),
+    origin_failed: z.number().int().min(0).max(1_000),
+  }),
+});

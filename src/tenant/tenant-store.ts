@@ -14,6 +14,14 @@ import { admissionLimitsSchema, tenantConfigSchema, type TenantConfig } from "./
  * Every record is parsed with its schema on load: a record written by an older version, or
  * damaged, is dropped with a log line instead of poisoning the object.
  */
+/** A credit handed to an isolate: its tokens and slots are out of the object's hands until returned. */
+export interface CreditLease {
+  readonly id: string;
+  readonly tokens: number;
+  readonly grantedAt: number;
+  readonly reclaimAt: number;
+}
+
 export interface KeyRecord {
   readonly id: string;
   readonly hash: string;
@@ -27,6 +35,7 @@ export interface RuntimeRecord {
   readonly holdMsEwma: number | null;
   readonly counters: Counters;
   readonly leases: readonly Lease[];
+  readonly credits: readonly CreditLease[];
   /** Limits carried by requests, for objects without a config (anonymous per-IP buckets). */
   readonly carriedLimits: z.infer<typeof admissionLimitsSchema> | null;
   readonly lastActiveAt: number;
@@ -56,6 +65,10 @@ const runtimeSchema = z.object({
       reaped: z.number(),
       deadlineExceeded: z.number(),
       originFailed: z.number(),
+      shedAtEdge: z.number(),
+      admittedOnCredit: z.number(),
+      creditsReaped: z.number(),
+      calls: z.object({ admit: z.number(), release: z.number(), reportSheds: z.number(), returnCredit: z.number() }),
     })
     .partial(),
   leases: z.array(
@@ -67,6 +80,9 @@ const runtimeSchema = z.object({
       lingering: z.boolean(),
     }),
   ),
+  credits: z
+    .array(z.object({ id: z.string(), tokens: z.number(), grantedAt: z.number(), reclaimAt: z.number() }))
+    .default([]),
   carriedLimits: admissionLimitsSchema.nullable(),
   lastActiveAt: z.number(),
 });

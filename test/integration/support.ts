@@ -28,7 +28,7 @@ export function admin(method: string, path: string, body?: unknown, headers: Rec
   });
 }
 
-export const LIMITS = { rate: 1000, burst: 1000, maxInFlight: 10, maxQueue: 10, maxWaitMs: 2000 };
+export const LIMITS = { rate: 200, burst: 1000, maxInFlight: 10, maxQueue: 10, maxWaitMs: 2000 };
 
 /** Creates a tenant with one API key; returns the key. */
 export async function createTenant(tenant: string, config: Partial<TenantConfig> = {}): Promise<string> {

@@ -8,6 +8,7 @@ import {
   pump,
   release,
 } from "../../src/admission/admission";
+import { MAX_LINGER_MS, lingerLease, newLease } from "../../src/admission/leases";
 import type { AdmissionLimits, Arrival, FullBehaviour } from "../../src/admission/limits";
 import type { Priority } from "../../src/admission/priority";
 
@@ -62,6 +63,15 @@ describe("admission", () => {
     expect(results[2]!.outcome).toMatchObject({ kind: "shed", reason: "wait_exceeds_deadline" });
     state = results[2]!.final;
     expect(state.queue).toHaveLength(0);
+  });
+
+  it("leaves the origin its expected service time: a wait that would eat it is refused now", () => {
+    const busy: AdmissionState = { ...initialState(LIMITS, T0), holdMsEwma: 300 };
+    // Slot wait ~150 ms (300 ms hold / 2 slots) fits a 400 ms budget, but not with 300 ms of service after it.
+    const results = arriveAll(busy, LIMITS, [arrival(), arrival(), arrival("normal", 400)]);
+    expect(results[2]!.outcome).toMatchObject({ kind: "shed", reason: "wait_exceeds_deadline", waitBudgetMs: 100 });
+    const patient = arriveAll(busy, LIMITS, [arrival(), arrival(), arrival("normal", 600)]);
+    expect(patient[2]!.outcome.kind).toBe("queued");
   });
 
   it("sheds at once, not after waiting, when the deadline has already passed", () => {
@@ -162,5 +172,21 @@ describe("admission", () => {
     expect(applied.state.queue).toHaveLength(1);
     expect(applied.evicted).toHaveLength(2);
     expect(applied.state.bucket.tokens).toBeLessThanOrEqual(1);
+  });
+});
+
+describe("lingering leases", () => {
+  const lease = newLease("l1", "normal", T0 + 1000, T0);
+
+  it("hold an abandoned slot at least a typical hold time", () => {
+    expect(lingerLease(lease, 250, T0 + 100)).toMatchObject({ expiresAt: T0 + 350, lingering: true });
+  });
+
+  it("hold it as long again as the request already ran, when that is longer", () => {
+    expect(lingerLease(lease, 50, T0 + 800).expiresAt).toBe(T0 + 1600);
+  });
+
+  it("never hold it past the linger cap", () => {
+    expect(lingerLease(lease, 10 ** 9, T0).expiresAt).toBe(T0 + MAX_LINGER_MS);
   });
 });
