@@ -482,10 +482,17 @@ export class TenantGuard extends DurableObject<Env> {
     }, Math.max(0, at - Date.now()));
   }
 
+  /**
+   * Makes sure the alarm fires by `at`. The recorded alarm time is trusted only while it is
+   * still ahead: one that has passed has fired, or was dropped by the runtime (a time in the
+   * millisecond being run), and must not stop a new one from being set.
+   */
   private ensureAlarm(at: number | null): void {
-    if (at === null || (this.alarmAt !== null && this.alarmAt <= at)) return;
-    this.alarmAt = at;
-    void this.ctx.storage.setAlarm(at);
+    if (at === null) return;
+    const now = Date.now();
+    if (this.alarmAt !== null && this.alarmAt > now && this.alarmAt <= at) return;
+    this.alarmAt = Math.max(Math.ceil(at), now + 1);
+    void this.ctx.storage.setAlarm(this.alarmAt);
   }
 
   private markDirty(): void {

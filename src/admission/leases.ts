@@ -29,7 +29,7 @@ export const MAX_LINGER_MS = 30_000;
 const DEFAULT_LINGER_MS = 1_000;
 
 export function newLease(id: string, priority: Priority, deadline: number, now: number): Lease {
-  return { id, priority, admittedAt: now, expiresAt: deadline + LEASE_GRACE_MS, lingering: false };
+  return { id, priority, admittedAt: now, expiresAt: Math.ceil(deadline + LEASE_GRACE_MS), lingering: false };
 }
 
 /**
@@ -42,7 +42,9 @@ export function newLease(id: string, priority: Priority, deadline: number, now: 
 export function lingerLease(lease: Lease, holdMsEwma: number | null, now: number): Lease {
   const ranMs = Math.max(0, now - lease.admittedAt);
   const lingerMs = Math.min(MAX_LINGER_MS, Math.max(holdMsEwma ?? DEFAULT_LINGER_MS, ranMs));
-  return { ...lease, expiresAt: now + lingerMs, lingering: true };
+  // Whole milliseconds: alarms fire on whole milliseconds, and an alarm that fires just before a
+  // fractional expiry reaps nothing (found by the overload lab: slots that never came back).
+  return { ...lease, expiresAt: Math.ceil(now + lingerMs), lingering: true };
 }
 
 export function expiredLeases(leases: Iterable<Lease>, now: number): Lease[] {

@@ -63,6 +63,13 @@ interface Admitted {
   readonly release: (outcome: ReleaseOutcome) => void;
 }
 
+/**
+ * Less than this left of the budget and the request is not sent: no origin answers in time, and
+ * the Worker's clock, which only moves at I/O, may already be a few ms behind (the lab saw
+ * requests reach the origin 2 ms past their deadline).
+ */
+const MIN_FORWARD_BUDGET_MS = 10;
+
 /** How long a client should stay away when the guard itself cannot decide. */
 const UNAVAILABLE_RETRY_MS = 2_000;
 
@@ -321,7 +328,7 @@ async function forwardAdmitted(
   };
 
   const timeoutMs = remainingMs(plan.deadline, forwardedAt);
-  if (timeoutMs <= 0) {
+  if (timeoutMs < MIN_FORWARD_BUDGET_MS) {
     // Admitted at the last moment: sending it now would only be late work for the origin.
     finish("cancelled", 504, true);
     return shed(ports, request, plan, "deadline_exceeded", 1_000, admission.quota, admission.waitedMs);

@@ -188,6 +188,28 @@ describe("deadlines and releases", () => {
     expect(freed.counters.reaped).toBe(0);
   });
 
+  it("frees a lingering slot through the object's own alarm, whatever the hold average's fraction", async () => {
+    // Holds of ~120 ms make a fractional hold average, which a lingering slot's expiry inherits.
+    let served = 0;
+    origin = installFakeOrigin(async (request) => {
+      if (new URL(request.url).pathname === "/hang") return hangingOrigin(request);
+      served += 1;
+      await scheduler.wait(120 + served * 7);
+      return new Response("ok");
+    });
+    const tenant = uniqueTenant("alarm");
+    const key = await createTenant(tenant, { maxInFlight: 1 });
+    for (let i = 0; i < 3; i += 1) await (await proxied(key)).text();
+    const average = (await statsWhen(tenant, (s) => s.counters.released === 3)).state.holdMsEwma;
+    expect(Number.isInteger(average)).toBe(false);
+    expect((await proxied(key, "/hang", { headers: { "x-request-timeout-ms": "40" } })).status).toBe(504);
+    expect((await statsWhen(tenant, (s) => s.state.lingering === 1)).state.lingering).toBe(1);
+    // No reapAt here: only the alarm the object set for itself can free the slot.
+    const freed = await statsWhen(tenant, (s) => s.state.inFlight === 0, 200);
+    expect(freed.state).toMatchObject({ inFlight: 0, lingering: 0 });
+    expect(await (await proxied(key)).text()).toBe("ok");
+  });
+
   it("releases the slot when the origin fails", async () => {
     origin = installFakeOrigin(() => Promise.reject(new TypeError("connection reset")));
     const tenant = uniqueTenant("reset");

@@ -102,6 +102,8 @@ export interface ArrivalRecord {
   /** The queue the arrival met, after the pump that precedes it. */
   readonly queueBefore: WaitQueue;
   readonly inFlightBefore: number;
+  /** The hold-time average the arrival met: the service time its wait must leave room for. */
+  readonly holdMsEwmaBefore: number | null;
   /** In flight right after `arrive`, before anything else in the step. */
   readonly inFlightAfter: number;
   readonly outcome: ArrivalOutcome;
@@ -208,9 +210,8 @@ export class GuardDriver {
   ): void {
     const now = this.now;
     if (carried && JSON.stringify(carried) !== JSON.stringify(this.limits)) {
-      // As in TenantGuard.adoptLimits: the trimmed waiters are dropped, not answered.
-      this.limits = carried;
-      this.core = applyLimits(this.core, carried).state;
+      // As in TenantGuard.adoptLimits: new limits apply as a configure would, trimmed waiters answered.
+      this.applyNewLimits(carried);
     }
     this.pumpAt(now);
     this.nextId += 1;
@@ -218,6 +219,7 @@ export class GuardDriver {
     this.arrivals.push(arrival);
     const queueBefore = this.core.queue;
     const inFlightBefore = this.core.inFlight;
+    const holdMsEwmaBefore = this.core.holdMsEwma;
     const result = arrive(this.core, this.limits, arrival, now);
     this.core = result.state;
     for (const victim of result.evicted) {
@@ -230,6 +232,7 @@ export class GuardDriver {
       at: now,
       queueBefore,
       inFlightBefore,
+      holdMsEwmaBefore,
       inFlightAfter: this.core.inFlight,
       outcome,
     });
@@ -266,6 +269,12 @@ export class GuardDriver {
 
   /** TenantGuard.configure on an object that already has state. */
   private configure(limits: AdmissionLimits): void {
+    this.applyNewLimits(limits);
+    this.pumpAt(this.now);
+  }
+
+  /** TenantGuard.applyNewLimits: waiters past a lowered queue bound are answered `evicted`. */
+  private applyNewLimits(limits: AdmissionLimits): void {
     const applied = applyLimits(this.core, limits);
     this.limits = limits;
     this.core = applied.state;
@@ -273,7 +282,6 @@ export class GuardDriver {
       this.record.evictions.push({ victim, cause: { kind: "limits", kept: applied.state.queue } });
       this.answerShed(victim, "evicted", this.now);
     }
-    this.pumpAt(this.now);
   }
 
   /** Moves the clock on by `ms`, firing the wake timer and the alarm when they fall due. */

@@ -186,6 +186,10 @@ describe("lingering leases", () => {
     expect(lingerLease(lease, 50, T0 + 800).expiresAt).toBe(T0 + 1600);
   });
 
+  it("expire on a whole millisecond, since alarms fire on whole milliseconds", () => {
+    expect(lingerLease(lease, 250.4, T0 + 100).expiresAt).toBe(T0 + 351);
+  });
+
   it("never hold it past the linger cap", () => {
     expect(lingerLease(lease, 10 ** 9, T0).expiresAt).toBe(T0 + MAX_LINGER_MS);
   });
