@@ -25,6 +25,8 @@ export default defineConfig({
                 ORIGIN_URL: "http://origin.test",
                 ADMIN_TOKEN: "test-admin-token-0123456789",
                 UNKNOWN_KEYS: "anonymous",
+                // Test-only: how many inputs each fuzz property tries (see test/integration/fuzz-*.test.ts).
+                FUZZ_RUNS: process.env.FUZZ_RUNS ?? "",
               },
             },
           }),

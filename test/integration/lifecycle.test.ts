@@ -6,7 +6,7 @@ import { createApp } from "../../src/app";
 import { LEASE_GRACE_MS } from "../../src/admission/leases";
 import type { TenantGuard } from "../../src/tenant-guard";
 import { type FakeOrigin, heldResponses, installFakeOrigin } from "./fake-origin";
-import { LIMITS, admin, createTenant, proxied, stats, statsWhen, tenantStub, uniqueTenant } from "./support";
+import { LIMITS, admin, createTenant, expectReconciled, proxied, stats, statsWhen, tenantStub, uniqueTenant } from "./support";
 
 let origin: FakeOrigin | undefined;
 afterEach(() => origin?.restore());
@@ -55,6 +55,24 @@ describe("persistence", () => {
     expect(after.state.inFlight).toBe(0);
     expect(after.limits).toMatchObject({ maxInFlight: 1 });
   });
+
+  it("reconciles its counters after a restart mid-queue once the lost waiter's sheds are known", async () => {
+    // The restart loses the in-memory queue: the waiter counted in `arrived` was answered by the
+    // Worker (guard_unavailable), not by the object, so the object's books show it as neither.
+    // What must hold is the slot side: every admission released, reaped or still held.
+    const held = heldResponses();
+    origin = installFakeOrigin(held.handler);
+    const tenant = uniqueTenant("books");
+    const key = await createTenant(tenant, { maxInFlight: 1, maxQueue: 2, maxWaitMs: 5000 });
+    const running = proxied(key);
+    await statsWhen(tenant, (s) => s.state.inFlight === 1);
+    await flushed(tenant);
+    await runInDurableObject(tenantStub(tenant), (_instance, state) => state.abort("test restart")).catch(() => undefined);
+    held.releaseNext();
+    await (await running).text();
+    const after = await statsWhen(tenant, (s) => s.state.inFlight === 0);
+    expectReconciled(after);
+  });
 });
 
 describe("lease reaping", () => {
@@ -72,6 +90,7 @@ describe("lease reaping", () => {
     const after = await stats(tenant);
     expect(after.state.inFlight).toBe(0);
     expect(after.counters.reaped).toBe(1);
+    expectReconciled(after);
   });
 
   it("ignores a late or repeated release", async () => {

@@ -1,6 +1,6 @@
 import { afterEach, describe, expect, it } from "vitest";
 import { type FakeOrigin, hangingOrigin, heldResponses, installFakeOrigin } from "./fake-origin";
-import { createTenant, guardFetch, proxied, stats, statsWhen, uniqueTenant } from "./support";
+import { createTenant, expectReconciled, guardFetch, proxied, stats, statsWhen, uniqueTenant } from "./support";
 
 let origin: FakeOrigin | undefined;
 afterEach(() => origin?.restore());
@@ -186,6 +186,7 @@ describe("deadlines and releases", () => {
     const freed = await statsWhen(tenant, (x) => x.state.inFlight === 0, 300);
     expect(freed.state).toMatchObject({ inFlight: 0, lingering: 0 });
     expect(freed.counters.reaped).toBe(0);
+    expectReconciled(freed);
   });
 
   it("frees a lingering slot through the object's own alarm, whatever the hold average's fraction", async () => {
@@ -220,6 +221,7 @@ describe("deadlines and releases", () => {
     const s = await statsWhen(tenant, (x) => x.state.inFlight === 0 && x.counters.originFailed === 1);
     expect(s.state.inFlight).toBe(0);
     expect(s.counters.originFailed).toBe(1);
+    expectReconciled(s);
   });
 
   it("releases the slot when the origin body fails mid-stream", async () => {
@@ -240,6 +242,7 @@ describe("deadlines and releases", () => {
     await expect(response.text()).rejects.toThrow();
     const s = await statsWhen(tenant, (x) => x.state.inFlight === 0);
     expect(s.state.inFlight).toBe(0);
+    expectReconciled(s);
   });
 
   it("releases the slot when the client cancels the body", async () => {
@@ -253,5 +256,6 @@ describe("deadlines and releases", () => {
     const s = await statsWhen(tenant, (x) => x.state.inFlight === 0);
     expect(s.state.inFlight).toBe(0);
     expect(s.counters.released).toBe(1);
+    expectReconciled(s);
   });
 });

@@ -68,3 +68,19 @@ export async function statsWhen(
 export function proxied(tenantKey: string, path = "/api/thing", init: RequestInit = {}) {
   return guardFetch(path, { ...init, headers: { "x-api-key": tenantKey, ...(init.headers as Record<string, string>) } });
 }
+
+/**
+ * After any fault, the counters still add up: every arrival was admitted, shed or is queued;
+ * every admission was released, reaped, or still holds a slot (lingering slots are already
+ * counted as released; credit slots belong to admissions not yet reported).
+ */
+export function expectReconciled(s: TenantStats): void {
+  const { arrived, admitted, shed, released, reaped } = s.counters;
+  if (arrived !== admitted + shed + s.state.queued) {
+    throw new Error(`arrived ${arrived} != admitted ${admitted} + shed ${shed} + queued ${s.state.queued}`);
+  }
+  const holding = s.state.inFlight - s.state.lingering - s.state.creditSlots;
+  if (admitted !== released + reaped + holding) {
+    throw new Error(`admitted ${admitted} != released ${released} + reaped ${reaped} + holding ${holding}`);
+  }
+}
