@@ -3,7 +3,7 @@
 import { provisionTenant } from "./admin.mjs";
 import { jsonOk, sleep } from "./http.mjs";
 import { runLoad } from "./load.mjs";
-import { cpuSnapshot, otherCores } from "./procmem.mjs";
+import { cpuMsByPid, cpuSnapshot, otherCores } from "./procmem.mjs";
 import { summarize } from "./stats.mjs";
 
 // Why this size: on this 2-core machine `wrangler dev` forwards only ~200-400 req/s open-loop (with
@@ -89,8 +89,11 @@ export function createLab(opts) {
      * One measured phase. `target` is "guard" or "direct" (or a label, with `baseUrl`). Streams
      * carry their own headers; for the guard, `tenant` (from lab.tenant) adds x-api-key.
      * `during(elapsedMs)` is called from the scheduler tick (keep it cheap; used for mid-run changes).
+     * `cpuOf` (a wrangler handle with workerdProcs; default: the guard for target "guard") has the
+     * CPU time of its workerd processes measured over the phase. `statsAfterMs` is how long the
+     * guard is left to settle before its counters are read (batched edge-shed reports lag ~1 s).
      */
-    async phase({ label, target, baseUrl, streams, durationMs, goodputFromMs = 0, maxOutstanding = 1000, drainMs = 3000, during }) {
+    async phase({ label, target, baseUrl, streams, durationMs, goodputFromMs = 0, maxOutstanding = 1000, drainMs = 3000, during, cpuOf, statsAfterMs = LINGER_ALLOWANCE_MS }) {
       if (target === "guard" && !guard) throw new Error("this phase needs the guard");
       // Drop what the last phase left queued, let active work finish, then zero the counters.
       await origin.reset();
@@ -107,6 +110,8 @@ export function createLab(opts) {
       }));
       const total = prepared.reduce((n, s) => n + s.rate, 0);
       log(`  ${label}: ${target}, ${total.toFixed(0)} req/s for ${(durationMs / 1000).toFixed(0)} s`);
+      const procs = (cpuOf ?? (target === "guard" ? guard : undefined))?.workerdProcs() ?? [];
+      const procCpuBefore = cpuMsByPid(procs.map((p) => p.pid));
       const cpuBefore = cpuSnapshot();
       const load = await runLoad({
         baseUrl: baseUrl ?? (target === "guard" ? guard.url : originUrl),
@@ -123,7 +128,12 @@ export function createLab(opts) {
         // Let the origin finish and any lingering lease (held about one service time after a
         // deadline abort) run out, so what the guard still holds below is really held too long.
         await origin.quiesce(3000);
-        await sleep(LINGER_ALLOWANCE_MS);
+        await sleep(statsAfterMs);
+      }
+      // After the settle time, so releases and shed reports the phase caused are counted; before
+      // the admin reads below, which are not the phase's work.
+      const cpu = procCpu(procs, procCpuBefore, cpuMsByPid(procs.map((p) => p.pid)));
+      if (target === "guard") {
         for (const s of streams) {
           if (!s.tenant || guardStats[s.tenant.name]) continue;
           guardStats[s.tenant.name] = await admin.stats(s.tenant.name).catch((e) => ({ error: String(e.message) }));
@@ -142,6 +152,7 @@ export function createLab(opts) {
         capacity,
         // CPU (in cores) that programs outside the benchmark used during the phase: noise.
         otherCores: otherCores(cpuBefore, cpuAfter),
+        cpu,
         load,
         originStats,
         guardStats,
@@ -151,4 +162,17 @@ export function createLab(opts) {
       };
     },
   };
+}
+
+/** CPU ms the processes used between two cpuMsByPid readings: total and by role; undefined if none. */
+function procCpu(procs, before, after) {
+  if (procs.length === 0) return undefined;
+  const byRole = {};
+  let ms = 0;
+  for (const { pid, role } of procs) {
+    const used = Math.max(0, after[pid] - before[pid]);
+    byRole[role] = (byRole[role] ?? 0) + used;
+    ms += used;
+  }
+  return { ms, byRole };
 }

@@ -1,4 +1,5 @@
-// Resident memory of a process tree, from /proc (Linux only; elsewhere the figures are absent).
+// Resident memory and CPU time of a process tree, from /proc (Linux only; elsewhere the figures are absent).
+import { execFileSync } from "node:child_process";
 import { readdirSync, readFileSync } from "node:fs";
 
 const MAX_SAMPLES = 2000; // a sampler keeps at most this many points
@@ -99,7 +100,26 @@ export function sampleRss(pids, everyMs = 500) {
   };
 }
 
-const CLK_TCK = 100; // jiffies per second on Linux (USER_HZ)
+/** Jiffies per second (USER_HZ) of /proc's CPU times: `getconf CLK_TCK`, else Linux's usual 100. */
+const CLK_TCK = (() => {
+  try {
+    const v = Number(execFileSync("getconf", ["CLK_TCK"], { stdio: ["ignore", "pipe", "ignore"], timeout: 2000 }).toString().trim());
+    return Number.isFinite(v) && v > 0 ? v : 100;
+  } catch {
+    return 100;
+  }
+})();
+
+/**
+ * CPU time (user + system) each pid has used so far, in ms; a pid that is gone reads 0.
+ * Resolution is one jiffy (10 ms at USER_HZ 100) per process, so compare phases of hundreds of
+ * requests, not a handful.
+ * @param {number[]} pids
+ * @returns {Record<number, number>}
+ */
+export function cpuMsByPid(pids) {
+  return Object.fromEntries(pids.map((pid) => [pid, (procJiffies(pid) * 1000) / CLK_TCK]));
+}
 
 /**
  * CPU time so far, machine-wide (busy jiffies from /proc/stat) and for this process's tree.

@@ -20,6 +20,7 @@ const COLUMNS = [
   ["origin max", (r) => (r.originMaxConcurrency === undefined ? "-" : String(r.originMaxConcurrency))],
   ["held after", (r) => held(r.slotsHeldAfter)],
   ["other CPU", (r) => num(r.otherCpuCores, 2)],
+  ["cpu ms/req", (r) => num(r.cpuMsPerReq, 2)],
   ["shed reasons", (r) => reasons(r.shedByReason)],
 ];
 
@@ -54,6 +55,9 @@ export function renderMarkdown(result) {
     "when it is high, the figures of that phase are noisy. `held after` is the guard's in-flight count",
     "(from its admin stats) once the phase has drained and the origin is idle: it should be 0; slots",
     "still held there are withheld from the next requests (a lease held too long, or leaked).",
+    "`cpu ms/req` is the CPU time (user + system, /proc) of the measured wrangler's workerd processes",
+    "(the guard's, or the pass-through's) over the phase and its settle time, per request sent; it is",
+    "left out of one-stream rows of a phase with several streams.",
     "",
     "## Notes",
     "",

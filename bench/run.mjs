@@ -9,8 +9,8 @@
 //
 // Flags:
 //   --quick              ~1 minute smoke run (phases at 25% length, 3 s at least)
-//   --only a,b           run only these scenarios: steady, burst, overload, noisy, priority,
-//                        slow-origin, deadlines, memory
+//   --only a,b           run only these scenarios: steady, burst, overload, noisy, flood,
+//                        priority, slow-origin, deadlines, memory
 //   --skip a,b           run all but these
 //   --no-guard           origin only: the direct halves of steady, burst and overload
 //   --scale x            phase length factor (default 1, or 0.25 with --quick)

@@ -58,7 +58,7 @@ async function passthroughBaseline(lab, rate, durationMs) {
   await lab.origin.config({ concurrency: 1000, serviceMs: 5, jitter: 0 });
   try {
     return await sampled(lab, worker, () =>
-      lab.phase({ label: "pass-through 10x with RSS sampling", target: "passthrough", baseUrl: worker.url, durationMs, streams: [{ name: "t", rate }] }),
+      lab.phase({ label: "pass-through 10x with RSS sampling", target: "passthrough", baseUrl: worker.url, cpuOf: worker, durationMs, streams: [{ name: "t", rate }] }),
     );
   } finally {
     const { concurrency, serviceMs, jitter } = lab.sizing;

@@ -1,4 +1,5 @@
 // What every scenario hands to the report: table rows built the same way, and targets.
+import { jsonRequest } from "../http.mjs";
 
 /** One row of the main table: a phase (from lab.phase), whole or one stream's summary `s`. */
 export function phaseRow(scenario, phase, p, s = p.all) {
@@ -24,8 +25,15 @@ export function phaseRow(scenario, phase, p, s = p.all) {
     clientErrors: Object.values(s.errors).reduce((a, b) => a + b, 0),
     originMaxConcurrency: originStats?.maxOutstanding,
     otherCpuCores: p.otherCores,
+    // The phase's CPU covers all its streams, so a one-stream row of a mixed phase leaves it out.
+    cpuMsPerReq: s === p.all ? cpuPerRequest(p) : undefined,
     slotsHeldAfter: p.slotsHeldAfter,
   };
+}
+
+/** CPU ms of the measured wrangler's workerd processes per request sent in the phase (NaN if unmeasured). */
+export function cpuPerRequest(p) {
+  return p.cpu && p.all.sent > 0 ? p.cpu.ms / p.all.sent : NaN;
 }
 
 /**
@@ -37,6 +45,14 @@ export function target(scenario, name, goal, measured, met) {
 }
 
 export const ms = (v) => (Number.isFinite(v) ? `${v.toFixed(v < 10 ? 1 : 0)} ms` : "n/a");
+/** "x1.23" for a ratio, "n/a" when it is not a number. */
+export const times = (v) => (Number.isFinite(v) ? `x${v.toFixed(2)}` : "n/a");
 export const pct = (v) => (Number.isFinite(v) ? `${(v * 100).toFixed(1)}%` : "n/a");
 /** null when the value is not a number, so the target reads "n/a" instead of "missed". */
 export const when = (v, test) => (Number.isFinite(v) ? test(v) : null);
+
+/** A few sequential requests first, so first-call costs (JIT, key lookup, Durable Object start) stay out. */
+export async function warm(baseUrl, tenant) {
+  const headers = tenant ? { "x-api-key": tenant.key } : {};
+  for (let i = 0; i < 5; i++) await jsonRequest(`${baseUrl}/warm`, { headers }).catch(() => {});
+}
