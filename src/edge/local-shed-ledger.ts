@@ -22,10 +22,15 @@ interface Batch {
 export type LedgerAction = "none" | "schedule-flush" | "flush-now";
 
 const pending = new Map<string, Batch>();
+/**
+ * When each object's scheduled report fires. A batch taken by a piggybacking admit call leaves
+ * the schedule in place, so a new batch does not schedule another report: one per object per
+ * FLUSH_AFTER_MS at most. Entries go when their report fires; bounded like `pending`.
+ */
+const reportDue = new Map<string, number>();
 
-function addCounts(objectName: string, counts: readonly LocalShedCount[]): LedgerAction {
+function addCounts(objectName: string, counts: readonly LocalShedCount[], now: number): LedgerAction {
   let batch = pending.get(objectName);
-  const fresh = !batch;
   if (!batch) {
     batch = { counts: new Map(), total: 0 };
     pending.set(objectName, batch);
@@ -37,11 +42,25 @@ function addCounts(objectName: string, counts: readonly LocalShedCount[]): Ledge
     batch.total += count;
   }
   if (batch.total >= FLUSH_AT_COUNT) return "flush-now";
-  return fresh ? "schedule-flush" : "none";
+  const due = reportDue.get(objectName);
+  if (due !== undefined && due > now) return "none";
+  reportDue.set(objectName, now + FLUSH_AFTER_MS);
+  if (reportDue.size > MAX_PENDING_OBJECTS) reportDue.delete(reportDue.keys().next().value!);
+  return "schedule-flush";
 }
 
-export function recordLocalShed(objectName: string, reason: AdmissionShedReason, priority: Priority): LedgerAction {
-  return addCounts(objectName, [{ reason, priority, count: 1 }]);
+export function recordLocalShed(
+  objectName: string,
+  reason: AdmissionShedReason,
+  priority: Priority,
+  now: number,
+): LedgerAction {
+  return addCounts(objectName, [{ reason, priority, count: 1 }], now);
+}
+
+/** The scheduled report for an object has fired: the next batch may schedule another. */
+export function reportFired(objectName: string): void {
+  reportDue.delete(objectName);
 }
 
 /** Removes and returns an object's batch, if any. */
@@ -53,8 +72,8 @@ export function takeLocalSheds(objectName: string): LocalShedCount[] | undefined
 }
 
 /** Puts a batch back after a failed report, merged with anything counted since. */
-export function restoreLocalSheds(objectName: string, counts: readonly LocalShedCount[]): LedgerAction {
-  return addCounts(objectName, counts);
+export function restoreLocalSheds(objectName: string, counts: readonly LocalShedCount[], now: number): LedgerAction {
+  return addCounts(objectName, counts, now);
 }
 
 /** The object whose batch should be reported now to keep the ledger within its bound. */

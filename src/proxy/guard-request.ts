@@ -12,6 +12,7 @@ import {
   FLUSH_AFTER_MS,
   overflowingObject,
   recordLocalShed,
+  reportFired,
   restoreLocalSheds,
   takeLocalSheds,
 } from "../edge/local-shed-ledger";
@@ -110,14 +111,16 @@ async function askAdmission(env: Env, plan: Plan): Promise<Admission> {
     });
   } catch (error) {
     console.error(`admission for '${objectName}' failed`, error);
-    if (localSheds) restoreLocalSheds(objectName, localSheds);
+    if (localSheds) restoreLocalSheds(objectName, localSheds, Date.now());
     return { kind: "unavailable" };
   } finally {
     if (wantCredit) creditAnswered(objectName);
   }
   if (decision.kind === "shed" && decision.saturation) {
     holdVerdict(objectName, decision.saturation, decision.quota, Date.now());
-  } else if (decision.kind === "admit") {
+  } else if (decision.kind === "admit" && decision.waitedMs === 0) {
+    // Admitted at once: the tenant has room again. An admission out of the queue says nothing
+    // of the kind (its call began before the verdict), so it leaves the verdict standing.
     forgetVerdict(objectName);
   }
   return decision;
@@ -185,7 +188,7 @@ async function reportLocalSheds(env: Env, objectName: string): Promise<void> {
     await env.TENANT_GUARD.getByName(objectName).recordLocalSheds(batch);
   } catch (error) {
     console.error(`reporting local sheds to '${objectName}' failed; kept for the next report`, error);
-    restoreLocalSheds(objectName, batch);
+    restoreLocalSheds(objectName, batch, Date.now());
   }
 }
 
@@ -200,10 +203,15 @@ function shedAtEdge(request: Request, env: Env, ctx: ExecutionContext, ports: Pr
   const waitBudget = waitBudgetMs(plan.identity.tenant.config, plan, now, cached.verdict.serviceMs);
   const local = decideLocally(cached.verdict, { priority: plan.priority, fullBehaviour: plan.fullBehaviour, waitBudgetMs: waitBudget }, now);
   if (local.kind === "ask") return null;
-  const action = recordLocalShed(objectName, local.reason, plan.priority);
+  const action = recordLocalShed(objectName, local.reason, plan.priority, now);
   if (action === "flush-now") ctx.waitUntil(reportLocalSheds(env, objectName));
   if (action === "schedule-flush") {
-    ctx.waitUntil(scheduler.wait(FLUSH_AFTER_MS).then(() => reportLocalSheds(env, objectName)));
+    ctx.waitUntil(
+      scheduler.wait(FLUSH_AFTER_MS).then(() => {
+        reportFired(objectName);
+        return reportLocalSheds(env, objectName);
+      }),
+    );
   }
   const overflow = overflowingObject();
   if (overflow) ctx.waitUntil(reportLocalSheds(env, overflow));

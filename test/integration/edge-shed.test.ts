@@ -112,3 +112,25 @@ describe("shedding at the edge", () => {
     ]);
   });
 });
+
+describe("edge shedding under a flood", () => {
+  it("reports local sheds at most about once a second, however many batches piggybacked admit calls took", async () => {
+    origin = installFakeOrigin();
+    const tenant = uniqueTenant("reports");
+    const key = await createTenant(tenant, { rate: 0.01, burst: 1, maxQueue: 0, maxClientPriority: "critical" });
+    const guard = recordingGuard();
+    await guard.send(key);
+    const sent = [];
+    // Each class's first request goes to the object (taking the pending batch along) and is shed
+    // there; its second is shed at the edge and starts a new batch.
+    for (const priority of ["low", "low", "high", "high", "critical", "critical"]) {
+      sent.push(await guard.send(key, { "x-priority": priority }));
+    }
+    expect(guard.events.slice(1).map((e) => e.decidedAt)).toEqual(["object", "edge", "object", "edge", "object", "edge"]);
+    await Promise.all(sent.map((s) => s.settled));
+    const { counters } = await stats(tenant);
+    expect(counters).toMatchObject({ arrived: 7, shed: 6, shedAtEdge: 3 });
+    expect(counters.calls.admit).toBe(4);
+    expect(counters.calls.reportSheds).toBeLessThanOrEqual(1);
+  });
+});
