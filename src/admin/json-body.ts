@@ -93,8 +93,10 @@ export function fieldErrors(error: z.ZodError, input: unknown): FieldError[] {
   return error.issues.map((issue) => {
     if (issue.code === "unrecognized_keys") {
       const prefix = issue.path.length > 0 ? `${issue.path.join(".")}.` : "";
+      // A key that is not a plain name (empty, spaces, quotes) is shown quoted, so it is visible.
+      const name = (key: string) => (/^[A-Za-z_$][\w$]*$/.test(key) ? key : JSON.stringify(key));
       return {
-        field: issue.keys.map((key) => `${prefix}${key}`).join(", "),
+        field: issue.keys.map((key) => `${prefix}${name(key)}`).join(", "),
         message: "unknown field",
       };
     }

@@ -48,3 +48,11 @@ describe("tenant config", () => {
     expect(configWarnings(tenantConfigSchema.parse(valid))).toEqual([]);
   });
 });
+
+describe("field names in problems", () => {
+  it("shows an unknown field whose name is empty or odd quoted, so it is never blank", () => {
+    const input = { ...valid, "": 0, "a b": 1 };
+    const result = tenantConfigSchema.safeParse(input);
+    expect(!result.success && fieldErrors(result.error, input)[0]?.field).toBe('"", "a b"');
+  });
+});
