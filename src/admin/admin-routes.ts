@@ -12,6 +12,9 @@ import {
 } from "../tenant/tenant-config";
 import { TenantDirectory, hashKey } from "../tenant/tenant-directory";
 import { adminAuth } from "./admin-auth";
+import { DASHBOARD_CSP, DASHBOARD_HTML, DASHBOARD_JS } from "./dashboard-page";
+import { overview } from "./overview";
+import { renderPrometheus } from "./prometheus";
 import { parseOrThrow, readJson } from "./json-body";
 
 type AdminEnv = { Bindings: Env };
@@ -62,7 +65,20 @@ function keyChangeError(change: Exclude<KeyChange, { kind: "ok" }>, tenant: stri
 
 export function adminRoutes(): Hono<AdminEnv> {
   const admin = new Hono<AdminEnv>().basePath("/__guard");
+
+  // The dashboard's page and script hold no data, so they are served before the auth check;
+  // everything they show comes from /__guard/overview, which needs the token.
+  const pageHeaders = { "content-security-policy": DASHBOARD_CSP, "cache-control": "no-store", "x-content-type-options": "nosniff" };
+  admin.get("/dashboard", (c) => c.html(DASHBOARD_HTML, 200, pageHeaders));
+  admin.get("/dashboard.js", (c) => c.body(DASHBOARD_JS, 200, { ...pageHeaders, "content-type": "text/javascript; charset=utf-8" }));
+
   admin.use("*", adminAuth);
+
+  admin.get("/overview", async (c) => c.json(await overview(c.env), 200, { "cache-control": "no-store" }));
+
+  admin.get("/metrics", async (c) =>
+    c.body(renderPrometheus(await overview(c.env)), 200, { "content-type": "text/plain; version=0.0.4; charset=utf-8" }),
+  );
 
   admin.get("/tenants", async (c) => {
     const query = parseOrThrow(listQuerySchema, c.req.query(), "query");

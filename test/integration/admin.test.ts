@@ -12,6 +12,8 @@ const ROUTES: Array<[string, string, unknown?]> = [
   ["GET", "/tenants/sec/keys"],
   ["POST", "/tenants/sec/keys", {}],
   ["DELETE", "/tenants/sec/keys/key_x"],
+  ["GET", "/overview"],
+  ["GET", "/metrics"],
   ["GET", "/nope"],
 ];
 
@@ -135,5 +137,30 @@ describe("keys", () => {
     await expectProblem(await admin("POST", `/tenants/${tenant}/keys`, { key }), 409);
     const bad = await expectProblem(await admin("POST", `/tenants/${tenant}/keys`, { key: "short" }), 400);
     expect(bad.errors?.[0]?.field).toBe("key");
+  });
+});
+
+describe("operations endpoints", () => {
+  it("serves the dashboard page and script without the token, holding no data and locked down by CSP", async () => {
+    const page = await guardFetch("/__guard/dashboard");
+    expect(page.status).toBe(200);
+    expect(page.headers.get("content-type")).toContain("text/html");
+    expect(page.headers.get("content-security-policy")).toContain("script-src 'self'");
+    const html = await page.text();
+    expect(html).toContain('<script src="/__guard/dashboard.js"></script>');
+    expect(html).not.toMatch(/https?:\/\//);
+    const script = await guardFetch("/__guard/dashboard.js");
+    expect(script.headers.get("content-type")).toContain("text/javascript");
+    expect(await script.text()).toContain("/__guard/overview");
+  });
+
+  it("reports every tenant's live state in the overview and as Prometheus metrics", async () => {
+    const tenant = uniqueTenant("ops");
+    await admin("PUT", `/tenants/${tenant}`, { ...LIMITS, maxQueue: 7 });
+    const data = (await (await admin("GET", "/overview")).json()) as { tenants: Array<{ tenant: string; limits: { maxQueue: number } }> };
+    expect(data.tenants.find((t) => t.tenant === tenant)?.limits.maxQueue).toBe(7);
+    const metrics = await admin("GET", "/metrics");
+    expect(metrics.headers.get("content-type")).toContain("text/plain; version=0.0.4");
+    expect(await metrics.text()).toContain(`guard_limit_queue{tenant="${tenant}"} 7`);
   });
 });
