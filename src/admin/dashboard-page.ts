@@ -16,6 +16,7 @@ export const DASHBOARD_HTML = `<!doctype html>
 <style>
   :root { --bg:#0f1419; --card:#1a2129; --text:#e6e6e6; --muted:#8a96a3; --ok:#3fb950; --warn:#d29922; --bad:#f85149; --line:#2d3742; }
   * { box-sizing: border-box; }
+  [hidden] { display: none !important; }
   body { margin:0; font:14px/1.4 system-ui, sans-serif; background:var(--bg); color:var(--text); }
   header { display:flex; flex-wrap:wrap; gap:8px; align-items:center; justify-content:space-between; padding:12px 16px; border-bottom:1px solid var(--line); }
   h1 { font-size:16px; margin:0; }
@@ -64,9 +65,11 @@ export const DASHBOARD_JS = `"use strict";
     return node;
   }
 
-  function bar(value, max) {
+  // \`fullIsGood\`: for tokens a full bar is health, for slots and queue it is pressure.
+  function bar(value, max, fullIsGood) {
     const share = max > 0 ? Math.min(1, value / max) : value > 0 ? 1 : 0;
-    const outer = el("div", undefined, "bar" + (share >= 0.9 ? " bad" : share >= 0.6 ? " warn" : ""));
+    const pressure = fullIsGood ? 1 - share : share;
+    const outer = el("div", undefined, "bar" + (pressure >= 0.9 ? " bad" : pressure >= 0.6 ? " warn" : ""));
     const inner = el("div");
     inner.style.width = (share * 100).toFixed(1) + "%";
     outer.appendChild(inner);
@@ -94,8 +97,10 @@ export const DASHBOARD_JS = `"use strict";
     if (!ctx || points.length < 2) return canvas;
     const draw = (values, max, color) => {
       ctx.strokeStyle = color; ctx.lineWidth = 3; ctx.beginPath();
+      // The chart fills its width from the first polls on, and scrolls once it holds HISTORY points.
+      const span = Math.max(values.length - 1, 1);
       values.forEach((v, i) => {
-        const x = (i / (HISTORY - 1)) * canvas.width;
+        const x = (i / span) * canvas.width;
         const y = canvas.height - 4 - (max > 0 ? v / max : 0) * (canvas.height - 8);
         if (i === 0) ctx.moveTo(x, y); else ctx.lineTo(x, y);
       });
@@ -127,7 +132,7 @@ export const DASHBOARD_JS = `"use strict";
     node.appendChild(el("h2", t.tenant));
     node.appendChild(line("rate / burst", limits.rate + "/s / " + limits.burst));
     node.appendChild(line("tokens", t.state.tokens.toFixed(1)));
-    node.appendChild(bar(t.state.tokens, limits.burst));
+    node.appendChild(bar(t.state.tokens, limits.burst, true));
     node.appendChild(line("in flight", t.state.inFlight + " / " + limits.maxInFlight));
     node.appendChild(bar(t.state.inFlight, limits.maxInFlight));
     const queueRow = line("queued", t.state.queued + " / " + limits.maxQueue);

@@ -100,8 +100,10 @@ test("renders the tenant and its numbers change as load changes", async () => {
     { timeout: 15_000 },
   );
   mkdirSync(path.join(root, "docs"), { recursive: true });
-  const during = load(3_000, 10);
-  await new Promise((resolve) => setTimeout(resolve, 2_500));
+  // Let a few more polls land so the chart shows the load, then take the pictures mid-load.
+  const during = load(9_000, 12);
+  await new Promise((resolve) => setTimeout(resolve, 8_000));
+  assert.equal(await page.locator("#login").isVisible(), false, "the token form hides once connected");
   await page.screenshot({ path: path.join(root, "docs/dashboard.png"), fullPage: true });
   await page.setViewportSize({ width: 390, height: 844 });
   await page.screenshot({ path: path.join(root, "docs/dashboard-phone.png") });
