@@ -68,4 +68,6 @@ console.log(`
   curl -i -H 'x-api-key: ${demo.key}' ${guard}/hello
   for i in $(seq 30); do curl -s -o /dev/null -w '%{http_code} ' -H 'x-api-key: ${demo.key}' ${guard}/hello & done; wait; echo
   curl -s -H 'authorization: Bearer ${adminToken}' ${guard}/__guard/tenants/${demo.tenant}
+
+  live dashboard: ${guard}/__guard/dashboard  (token: ${adminToken})
 `);
