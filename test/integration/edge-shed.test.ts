@@ -1,28 +1,11 @@
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { env } from "cloudflare:workers";
-import { createExecutionContext, waitOnExecutionContext } from "cloudflare:test";
-import type { DecisionEvent } from "../../src/analytics";
-import { createApp } from "../../src/app";
 import { clearVerdicts } from "../../src/edge/verdict-cache";
 import { type FakeOrigin, installFakeOrigin } from "./fake-origin";
-import { createTenant, stats, uniqueTenant } from "./support";
+import { createTenant, recordingGuard, stats, uniqueTenant } from "./support";
 
 let origin: FakeOrigin | undefined;
 beforeEach(() => clearVerdicts());
 afterEach(() => origin?.restore());
-
-/** The real Worker with a recording analytics sink; each call waits for its waitUntil work. */
-function recordingGuard() {
-  const events: DecisionEvent[] = [];
-  const app = createApp({ sink: () => ({ record: (event) => events.push(event) }), random: () => 0 });
-  const send = async (key: string, headers: Record<string, string> = {}) => {
-    const ctx = createExecutionContext();
-    const response = await app.fetch(new Request("http://guard.test/flood", { headers: { "x-api-key": key, ...headers } }), env, ctx);
-    const body = await response.text();
-    return { response, body, settled: waitOnExecutionContext(ctx) };
-  };
-  return { events, send };
-}
 
 describe("shedding at the edge", () => {
   it("sheds a saturated tenant's further requests locally with exactly the same signals", async () => {
@@ -63,7 +46,7 @@ describe("shedding at the edge", () => {
     const local = [];
     for (let i = 0; i < 5; i += 1) local.push(await guard.send(key));
     expect(guard.events.filter((e) => e.decidedAt === "edge")).toHaveLength(5);
-    await Promise.all(local.map((l) => l.settled));
+    await Promise.all(local.map((l) => l.settled()));
     const { counters } = await stats(tenant);
     expect(counters).toMatchObject({ arrived: 7, admitted: 1, shed: 6, shedAtEdge: 5 });
     // Two decisions and one batch report for seven requests.
@@ -127,7 +110,7 @@ describe("edge shedding under a flood", () => {
       sent.push(await guard.send(key, { "x-priority": priority }));
     }
     expect(guard.events.slice(1).map((e) => e.decidedAt)).toEqual(["object", "edge", "object", "edge", "object", "edge"]);
-    await Promise.all(sent.map((s) => s.settled));
+    await Promise.all(sent.map((s) => s.settled()));
     const { counters } = await stats(tenant);
     expect(counters).toMatchObject({ arrived: 7, shed: 6, shedAtEdge: 3 });
     expect(counters.calls.admit).toBe(4);

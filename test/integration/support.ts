@@ -1,4 +1,7 @@
 import { env, exports } from "cloudflare:workers";
+import { createExecutionContext, waitOnExecutionContext } from "cloudflare:test";
+import type { DecisionEvent } from "../../src/analytics";
+import { createApp } from "../../src/app";
 import type { TenantConfig } from "../../src/tenant/tenant-config";
 import type { TenantStats } from "../../src/tenant-guard";
 
@@ -83,4 +86,21 @@ export function expectReconciled(s: TenantStats): void {
   if (admitted !== released + reaped + holding) {
     throw new Error(`admitted ${admitted} != released ${released} + reaped ${reaped} + holding ${holding}`);
   }
+}
+
+/**
+ * The real Worker with a recording analytics sink (and no jitter). `send` reads the body unless
+ * told not to (a held origin's response must stay open); `settled` waits for the request's
+ * waitUntil work: releases, reports, credit returns.
+ */
+export function recordingGuard() {
+  const events: DecisionEvent[] = [];
+  const app = createApp({ sink: () => ({ record: (event) => events.push(event) }), random: () => 0 });
+  const send = async (key: string, headers: Record<string, string> = {}, options: { read?: boolean } = {}) => {
+    const ctx = createExecutionContext();
+    const response = await app.fetch(new Request("http://guard.test/flood", { headers: { "x-api-key": key, ...headers } }), env, ctx);
+    const body = options.read === false ? "" : await response.text();
+    return { response, body, settled: () => waitOnExecutionContext(ctx) };
+  };
+  return { events, send };
 }
