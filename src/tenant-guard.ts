@@ -50,8 +50,10 @@ import { type TenantConfig, limitsOf, tenantConfigSchema } from "./tenant/tenant
 import { type CreditLease, type KeyRecord, TenantStore } from "./tenant/tenant-store";
 
 /**
- * Runtime state (bucket, counters, leases) is written at most this often. A crash loses at most
- * this much counting; limits and keys are written before their admin call returns.
+ * Runtime state (bucket, counters, leases) is written at most this often. A crash (not a normal
+ * eviction, which comes after idle time) loses at most this much: counting, and the leases
+ * granted in that window, so until those requests end in-flight can exceed maxInFlight by what
+ * was admitted in the last FLUSH_INTERVAL_MS. Limits, keys and credits are written at once.
  */
 export const FLUSH_INTERVAL_MS = 250;
 /** An object with no config of its own (an anonymous per-IP bucket) deletes itself when idle. */
@@ -123,6 +125,7 @@ export class TenantGuard extends DurableObject<Env> {
           bucket: runtime.bucket,
           inFlight: this.leases.size + this.creditSlots(),
           holdMsEwma: runtime.holdMsEwma,
+          creditTokens: this.creditSlots(),
         };
       }
     }
@@ -161,8 +164,7 @@ export class TenantGuard extends DurableObject<Env> {
     switch (outcome.kind) {
       case "admit": {
         const admitted = this.grant({ id, priority: request.priority, deadline: request.deadline }, now, 0, limits);
-        if (admitted.kind !== "admit" || !request.wantCredit) return admitted;
-        return { ...admitted, credit: this.grantCredit(limits, now) };
+        return request.wantCredit ? { ...admitted, credit: this.grantCredit(limits, now) } : admitted;
       }
       case "shed":
         this.counters = countShed(this.counters, outcome.reason, request.priority);
@@ -199,9 +201,18 @@ export class TenantGuard extends DurableObject<Env> {
     const credit = this.credits.get(creditId);
     const limits = this.limits();
     if (credit && this.core && limits) {
+      const now = Date.now();
       this.credits.delete(creditId);
-      this.core = returnCredit(this.core, limits, credit.tokens, report.used);
-      this.pumpAt(Date.now(), limits);
+      // Credited requests given up at their deadline may still run at the origin: their slots
+      // linger like any other abandoned slot instead of coming back at once.
+      const lingering = Math.min(credit.tokens, report.outcomes.deadline_exceeded);
+      this.core = returnCredit(this.core, limits, credit.tokens, report.used, credit.tokens - lingering);
+      for (let i = 0; i < lingering; i += 1) {
+        const lease = lingerLease(newLease(crypto.randomUUID(), "normal", now, now), this.core.holdMsEwma, now);
+        this.leases.set(lease.id, lease);
+        this.ensureAlarm(lease.expiresAt);
+      }
+      this.pumpAt(now, limits);
     }
     this.markDirty();
   }
@@ -213,6 +224,8 @@ export class TenantGuard extends DurableObject<Env> {
     const credit: CreditLease = { id: crypto.randomUUID(), tokens, grantedAt: now, reclaimAt: creditReclaimAt(now, LEASE_GRACE_MS) };
     this.credits.set(credit.id, credit);
     this.ensureAlarm(credit.reclaimAt);
+    // Up to 16 slots leave at once: written now, so a crash cannot forget them (see FLUSH_INTERVAL_MS).
+    this.flush();
     return { id: credit.id, tokens, usableForMs: CREDIT_USABLE_MS, maxBudgetMs: CREDIT_MAX_BUDGET_MS };
   }
 
@@ -427,7 +440,7 @@ export class TenantGuard extends DurableObject<Env> {
     now: number,
     waitedMs: number,
     limits: AdmissionLimits,
-  ): AdmitDecision {
+  ): Extract<AdmitDecision, { kind: "admit" }> {
     const lease = newLease(waiter.id, waiter.priority, waiter.deadline, now);
     this.leases.set(lease.id, lease);
     this.ensureAlarm(lease.expiresAt);

@@ -31,6 +31,12 @@ export interface AdmissionState {
   readonly nextSeq: number;
   /** Moving average of how long an admitted request holds its slot; null until one is released. */
   readonly holdMsEwma: number | null;
+  /**
+   * Tokens handed out in credits and not yet returned (hot tenants). They still count against
+   * the burst: the bucket refills only up to `burst - creditTokens`, so bucket and credits
+   * together never hold more than the burst.
+   */
+  readonly creditTokens: number;
 }
 
 export type ArrivalOutcome =
@@ -69,7 +75,7 @@ export interface PumpResult {
 const HOLD_EWMA_ALPHA = 0.2;
 
 export function initialState(limits: AdmissionLimits, now: number): AdmissionState {
-  return { bucket: fullBucket(limits, now), inFlight: 0, queue: [], nextSeq: 0, holdMsEwma: null };
+  return { bucket: fullBucket(limits, now), inFlight: 0, queue: [], nextSeq: 0, holdMsEwma: null, creditTokens: 0 };
 }
 
 function canAdmitNow(state: AdmissionState, limits: AdmissionLimits): boolean {
@@ -86,14 +92,19 @@ function admitOne(state: AdmissionState): AdmissionState {
  */
 export function pump(state: AdmissionState, limits: AdmissionLimits, now: number): PumpResult {
   const { live, expired } = partitionExpired(state.queue, now);
-  let next: AdmissionState = { ...state, bucket: refill(state.bucket, limits, now), queue: live };
-  const granted: Waiter[] = [];
-  while (next.queue.length > 0 && canAdmitNow(next, limits)) {
-    const [head, ...rest] = next.queue;
-    granted.push(head!);
-    next = { ...admitOne(next), queue: rest };
+  const bucketLimits = { rate: limits.rate, burst: bucketCapacity(state, limits) };
+  let next: AdmissionState = { ...state, bucket: refill(state.bucket, bucketLimits, now), queue: live };
+  let grants = 0;
+  while (grants < next.queue.length && canAdmitNow(next, limits)) {
+    next = admitOne(next);
+    grants += 1;
   }
-  return { state: next, granted, timedOut: expired };
+  return { state: { ...next, queue: live.slice(grants) }, granted: live.slice(0, grants), timedOut: expired };
+}
+
+/** What the bucket may hold: the burst, less the tokens out in credits. */
+export function bucketCapacity(state: Pick<AdmissionState, "creditTokens">, limits: AdmissionLimits): number {
+  return Math.max(0, limits.burst - state.creditTokens);
 }
 
 /**
@@ -206,11 +217,6 @@ export function release(state: AdmissionState, heldMs: number | null): Admission
   return { ...state, inFlight: Math.max(0, state.inFlight - 1), holdMsEwma };
 }
 
-/** Removes a waiter that left on its own (its caller went away). */
-export function withdraw(state: AdmissionState, id: string): AdmissionState {
-  return { ...state, queue: removeWaiter(state.queue, id) };
-}
-
 /**
  * When the queue next needs attention without any call arriving: the earliest waiter expiry,
  * or the moment the head gets its token if only a token holds it back. A head held back by
@@ -229,7 +235,7 @@ export function applyLimits(
   state: AdmissionState,
   limits: AdmissionLimits,
 ): { readonly state: AdmissionState; readonly evicted: readonly Waiter[] } {
-  const bucket = { ...state.bucket, tokens: Math.min(state.bucket.tokens, limits.burst) };
+  const bucket = { ...state.bucket, tokens: Math.min(state.bucket.tokens, bucketCapacity(state, limits)) };
   const kept = state.queue.slice(0, limits.maxQueue);
   return { state: { ...state, bucket, queue: kept }, evicted: state.queue.slice(limits.maxQueue) };
 }

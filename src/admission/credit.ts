@@ -13,7 +13,7 @@
  * loses keeps its slots until reaped (CREDIT_USABLE_MS + CREDIT_MAX_BUDGET_MS + grace).
  * Pure: no clock, no I/O.
  */
-import type { AdmissionState } from "./admission";
+import { type AdmissionState, bucketCapacity } from "./admission";
 import type { AdmissionLimits } from "./limits";
 
 /** Above this configured rate (tokens/s) a tenant is served through credits. */
@@ -57,30 +57,34 @@ export function creditSize(state: AdmissionState, limits: AdmissionLimits): numb
   );
 }
 
-/** Draws a credit's tokens and slots from the state. */
+/** Draws a credit's tokens and slots from the state; the tokens stay counted against the burst. */
 export function drawCredit(state: AdmissionState, tokens: number): AdmissionState {
   return {
     ...state,
     bucket: { ...state.bucket, tokens: state.bucket.tokens - tokens },
     inFlight: state.inFlight + tokens,
+    creditTokens: state.creditTokens + tokens,
   };
 }
 
 /**
- * Takes a credit back: its slots are freed and the tokens it did not spend go back into the
- * bucket, never above the burst.
+ * Takes a credit back: `freedSlots` of its slots are freed (the rest stay held, lingering, by the
+ * caller) and the tokens it did not spend go back into the bucket, never above its capacity.
  */
 export function returnCredit(
   state: AdmissionState,
   limits: AdmissionLimits,
   granted: number,
   used: number,
+  freedSlots: number = granted,
 ): AdmissionState {
   const unused = Math.max(0, granted - used);
+  const creditTokens = Math.max(0, state.creditTokens - granted);
   return {
     ...state,
-    bucket: { ...state.bucket, tokens: Math.min(limits.burst, state.bucket.tokens + unused) },
-    inFlight: Math.max(0, state.inFlight - granted),
+    bucket: { ...state.bucket, tokens: Math.min(bucketCapacity({ creditTokens }, limits), state.bucket.tokens + unused) },
+    inFlight: Math.max(0, state.inFlight - freedSlots),
+    creditTokens,
   };
 }
 

@@ -69,6 +69,9 @@ export function saturationAfterShed(
   retryAfterMs: number,
 ): Saturation | null {
   if (reason !== "queue_full" && reason !== "rate_limited" && reason !== "wait_exceeds_deadline") return null;
+  // Refused for its own spent budget, not for any wait: says nothing about anyone else's chances,
+  // and must not replace a verdict that does.
+  if (reason === "wait_exceeds_deadline" && expectedWaitMs <= 0) return null;
   const drainMs = queueDrainMs(state, limits);
   const slack = HOLD_SHARE_OF_DRAIN * drainMs;
   const noRoom = reason === "queue_full" || limits.maxQueue === 0;

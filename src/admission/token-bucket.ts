@@ -42,11 +42,3 @@ export function msUntilTokens(bucket: BucketState, limits: BucketLimits, count: 
 export function msUntilFull(bucket: BucketState, limits: BucketLimits): number {
   return msUntilTokens(bucket, limits, limits.burst);
 }
-
-/**
- * A bucket carried over a change of limits: the tokens held are kept but clamped to the new
- * burst, so lowering the limit takes effect at once and raising it grants nothing for free.
- */
-export function rebucket(bucket: BucketState, limits: BucketLimits): BucketState {
-  return { tokens: Math.min(bucket.tokens, limits.burst), updatedAt: bucket.updatedAt };
-}

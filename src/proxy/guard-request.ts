@@ -10,6 +10,7 @@ import { guardConfig } from "../config";
 import type { Env } from "../env";
 import {
   FLUSH_AFTER_MS,
+  type LedgerAction,
   overflowingObject,
   recordLocalShed,
   reportFired,
@@ -90,18 +91,20 @@ function plan(request: Request, url: URL, identity: Identity, now: number): Plan
   };
 }
 
-function objectFor(env: Env, identity: Identity) {
+type TenantStub = ReturnType<Env["TENANT_GUARD"]["getByName"]>;
+
+function objectFor(env: Env, identity: Identity): TenantStub {
   return env.TENANT_GUARD.getByName(identity.objectName);
 }
 
 /** One round trip to the tenant's object; carries this isolate's unreported local sheds. */
-async function askAdmission(env: Env, plan: Plan): Promise<Admission> {
+async function askAdmission(env: Env, ctx: ExecutionContext, stub: TenantStub, plan: Plan): Promise<Admission> {
   const objectName = plan.identity.objectName;
   const localSheds = takeLocalSheds(objectName);
   const wantCredit = askForCredit(objectName, Date.now());
   let decision: AdmitDecision;
   try {
-    decision = await objectFor(env, plan.identity).admit({
+    decision = await stub.admit({
       priority: plan.priority,
       deadline: plan.deadline,
       fullBehaviour: plan.fullBehaviour,
@@ -111,7 +114,7 @@ async function askAdmission(env: Env, plan: Plan): Promise<Admission> {
     });
   } catch (error) {
     console.error(`admission for '${objectName}' failed`, error);
-    if (localSheds) restoreLocalSheds(objectName, localSheds, Date.now());
+    if (localSheds) followLedger(env, ctx, objectName, restoreLocalSheds(objectName, localSheds, Date.now()));
     return { kind: "unavailable" };
   } finally {
     if (wantCredit) creditAnswered(objectName);
@@ -164,31 +167,45 @@ function admitOnCredit(env: Env, ctx: ExecutionContext, plan: Plan, now: number)
 }
 
 function admittedByObject(env: Env, ctx: ExecutionContext, plan: Plan, decision: Extract<AdmitDecision, { kind: "admit" }>): Admitted {
-  const stub = objectFor(env, plan.identity);
   return {
     requestId: decision.leaseId,
     waitedMs: decision.waitedMs,
     quota: decision.quota,
     decidedAt: "object",
-    // Off the response path: the client does not wait for the release to land.
+    // Off the response path: the client does not wait for the release to land. A stub made now,
+    // not the one that admitted: a stub stays bound to the object instance it talked to, and an
+    // instance restarted meanwhile would refuse it, leaving the slot to lease expiry.
     release: (outcome) =>
       ctx.waitUntil(
-        stub.release(decision.leaseId, outcome).catch((error: unknown) => {
+        objectFor(env, plan.identity).release(decision.leaseId, outcome).catch((error: unknown) => {
           console.error("release failed; the lease expires on its own", error);
         }),
       ),
   };
 }
 
-/** Reports an object's pending local sheds; on failure they wait for the next report. */
-async function reportLocalSheds(env: Env, objectName: string): Promise<void> {
+/** Reports an object's pending local sheds; on failure they are put back and reported later. */
+async function reportLocalSheds(env: Env, ctx: ExecutionContext, objectName: string): Promise<void> {
   const batch = takeLocalSheds(objectName);
   if (!batch) return;
   try {
     await env.TENANT_GUARD.getByName(objectName).recordLocalSheds(batch);
   } catch (error) {
     console.error(`reporting local sheds to '${objectName}' failed; kept for the next report`, error);
-    restoreLocalSheds(objectName, batch, Date.now());
+    followLedger(env, ctx, objectName, restoreLocalSheds(objectName, batch, Date.now()));
+  }
+}
+
+/** Does what the ledger asks after counting: report now, or schedule the one report per second. */
+function followLedger(env: Env, ctx: ExecutionContext, objectName: string, action: LedgerAction): void {
+  if (action === "flush-now") ctx.waitUntil(reportLocalSheds(env, ctx, objectName));
+  if (action === "schedule-flush") {
+    ctx.waitUntil(
+      scheduler.wait(FLUSH_AFTER_MS).then(() => {
+        reportFired(objectName);
+        return reportLocalSheds(env, ctx, objectName);
+      }),
+    );
   }
 }
 
@@ -203,18 +220,9 @@ function shedAtEdge(request: Request, env: Env, ctx: ExecutionContext, ports: Pr
   const waitBudget = waitBudgetMs(plan.identity.tenant.config, plan, now, cached.verdict.serviceMs);
   const local = decideLocally(cached.verdict, { priority: plan.priority, fullBehaviour: plan.fullBehaviour, waitBudgetMs: waitBudget }, now);
   if (local.kind === "ask") return null;
-  const action = recordLocalShed(objectName, local.reason, plan.priority, now);
-  if (action === "flush-now") ctx.waitUntil(reportLocalSheds(env, objectName));
-  if (action === "schedule-flush") {
-    ctx.waitUntil(
-      scheduler.wait(FLUSH_AFTER_MS).then(() => {
-        reportFired(objectName);
-        return reportLocalSheds(env, objectName);
-      }),
-    );
-  }
+  followLedger(env, ctx, objectName, recordLocalShed(objectName, local.reason, plan.priority, now));
   const overflow = overflowingObject();
-  if (overflow) ctx.waitUntil(reportLocalSheds(env, overflow));
+  if (overflow) ctx.waitUntil(reportLocalSheds(env, ctx, overflow));
   return shed(ports, request, plan, local.reason, local.retryAfterMs, cached.quota, 0, 0, "edge");
 }
 
@@ -240,11 +248,14 @@ export async function guardRequest(
   if (onCredit) return forwardAdmitted(request, url, env, ports, current, onCredit);
   const shedLocally = shedAtEdge(request, env, ctx, ports, current, now);
   if (shedLocally) return shedLocally;
-  let admission = await askAdmission(env, current);
+  let stub = objectFor(env, current.identity);
+  let admission = await askAdmission(env, ctx, stub, current);
   if (admission.kind === "unconfigured" && !current.identity.carriedLimits) {
-    // The tenant was deleted while this isolate still had its key cached.
+    // The tenant was deleted while this isolate still had its key cached: forget it here now.
+    directory.forget(apiKey, current.identity.tenant.name);
     current = plan(request, url, await anonymousIdentity(apiKey, clientIp, directory, config, now), now);
-    admission = await askAdmission(env, current);
+    stub = objectFor(env, current.identity);
+    admission = await askAdmission(env, ctx, stub, current);
   }
 
   switch (admission.kind) {
@@ -268,7 +279,7 @@ function shed(
   quota: Quota | null,
   waitedMs: number,
   originMs = 0,
-  decidedAt: "object" | "edge" = "object",
+  decidedAt: Admitted["decidedAt"] = "object",
 ): Response {
   const effectiveQuota = quota ?? pessimisticQuota(plan.identity.tenant.config);
   const response = shedResponse(
@@ -339,7 +350,7 @@ async function forwardAdmitted(
   if (timeoutMs < MIN_FORWARD_BUDGET_MS) {
     // Admitted at the last moment: sending it now would only be late work for the origin.
     finish("cancelled", 504, true);
-    return shed(ports, request, plan, "deadline_exceeded", 1_000, admission.quota, admission.waitedMs);
+    return shed(ports, request, plan, "deadline_exceeded", 1_000, admission.quota, admission.waitedMs, 0, admission.decidedAt);
   }
   const config = guardConfig(env);
   const headers = originRequestHeaders(request.headers, {
@@ -363,11 +374,12 @@ async function forwardAdmitted(
   switch (result.kind) {
     case "deadline_exceeded":
       finish("deadline_exceeded", 504, true);
-      return shed(ports, request, plan, "deadline_exceeded", 1_000, admission.quota, admission.waitedMs, timeoutMs);
+      return shed(ports, request, plan, "deadline_exceeded", 1_000, admission.quota, admission.waitedMs, Date.now() - forwardedAt, admission.decidedAt);
     case "client_gone":
       finish("cancelled", 0);
       return new Response(null, { status: 499 });
     case "failed":
+      console.error(`origin fetch for '${plan.identity.tenant.name}' failed`, result.error);
       finish("origin_failed", 502);
       return problemResponse({
         type: `${GUARD_PROBLEM_BASE}origin-unreachable`,

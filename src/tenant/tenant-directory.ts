@@ -78,6 +78,12 @@ export class TenantDirectory {
     tenantCache.delete(name);
   }
 
+  /** Drops this isolate's cached view of a key and its tenant (the object said it is gone). */
+  forget(apiKey: string | null, tenant: string): void {
+    if (apiKey) keyCache.delete(apiKey);
+    tenantCache.delete(tenant);
+  }
+
   async putKey(hash: string, entry: KeyEntry): Promise<void> {
     await this.kv.put(kvKeyName(hash), JSON.stringify(entry));
   }

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { type AdmissionState, initialState } from "../../src/admission/admission";
+import { type AdmissionState, initialState, pump } from "../../src/admission/admission";
 import { HOT_TENANT_RATE, MAX_CREDIT_TOKENS, creditSize, drawCredit, returnCredit } from "../../src/admission/credit";
 import type { AdmissionLimits } from "../../src/admission/limits";
 
@@ -40,5 +40,23 @@ describe("drawing and returning a credit", () => {
     expect(back.inFlight).toBe(0);
     expect(back.bucket.tokens).toBe(10);
     expect(returnCredit(state({ inFlight: 16 }), HOT, 16, 0).bucket.tokens).toBe(HOT.burst);
+  });
+});
+
+describe("credits and the burst", () => {
+  it("never let bucket and outstanding credits together hold more than the burst", () => {
+    // Found in review: the bucket refilled to the full burst while a credit was still out.
+    const limits = { ...HOT, rate: 300, burst: 20 };
+    const drawn = drawCredit(state({ bucket: { tokens: 19, updatedAt: T0 } }), 16);
+    const later = pump(drawn, limits, T0 + 60).state;
+    expect(later.bucket.tokens + later.creditTokens).toBeLessThanOrEqual(limits.burst);
+    expect(later.bucket.tokens).toBe(4);
+  });
+
+  it("keep the slots of credited requests that hit their deadline held, when asked to", () => {
+    const drawn = drawCredit(state(), 16);
+    const back = returnCredit(drawn, HOT, 16, 16, 12);
+    expect(back.inFlight).toBe(4);
+    expect(back.creditTokens).toBe(0);
   });
 });

@@ -68,6 +68,10 @@ describe("saturation verdicts from the object", () => {
     expect(saturationAfterShed(state, limits, arrival(), "rate_limited", 100, 100)).toMatchObject({ noRoom: true, holdForMs: 100 });
   });
 
+  it("say nothing when the arrival was refused only because its own budget was spent", () => {
+    expect(saturationAfterShed(initialState(LIMITS, T0), LIMITS, arrival(), "wait_exceeds_deadline", 0, 0)).toBeNull();
+  });
+
   it.each(["evicted", "queue_timeout"] as const)("say nothing about the next request after %s", (reason) => {
     expect(saturationAfterShed(initialState(LIMITS, T0), LIMITS, arrival(), reason, 0, 0)).toBeNull();
   });

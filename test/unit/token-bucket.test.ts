@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { fullBucket, msUntilFull, msUntilTokens, rebucket, refill, takeToken } from "../../src/admission/token-bucket";
+import { fullBucket, msUntilFull, msUntilTokens, refill, takeToken } from "../../src/admission/token-bucket";
 
 const T0 = 1_700_000_000_000;
 const limits = { rate: 10, burst: 5 };
@@ -31,10 +31,5 @@ describe("token bucket", () => {
     expect(msUntilTokens(bucket, limits, 3)).toBe(250);
     expect(msUntilTokens({ tokens: 4, updatedAt: T0 }, limits, 2)).toBe(0);
     expect(msUntilFull(bucket, limits)).toBe(450);
-  });
-
-  it("clamps held tokens to a lowered burst and grants nothing when it is raised", () => {
-    expect(rebucket({ tokens: 5, updatedAt: T0 }, { rate: 10, burst: 2 }).tokens).toBe(2);
-    expect(rebucket({ tokens: 1, updatedAt: T0 }, { rate: 10, burst: 50 }).tokens).toBe(1);
   });
 });
