@@ -24,10 +24,12 @@ export async function stopChild(child, graceMs = 3000) {
   if (!live.has(child) && !groupAlive(child)) return;
   signalGroup(child, "SIGTERM");
   const gone = child.exitCode !== null || child.signalCode !== null;
-  const exited = gone || (await Promise.race([
-    new Promise((resolve) => child.once("exit", () => resolve(true))),
-    new Promise((resolve) => setTimeout(resolve, graceMs, false)),
-  ]));
+  const exited =
+    gone ||
+    (await Promise.race([
+      new Promise((resolve) => child.once("exit", () => resolve(true))),
+      new Promise((resolve) => setTimeout(resolve, graceMs, false)),
+    ]));
   // workerd grandchildren may outlive their parent for a moment; the group kill reaches them too.
   signalGroup(child, "SIGKILL");
   if (!exited) live.delete(child);

@@ -29,12 +29,25 @@ export async function startGuard(opts) {
   const inspectorPort = await freePort();
   const persistDir = mkdtempSync(path.join(os.tmpdir(), "guard-bench-"));
   const args = [
-    wrangler, "dev",
-    "--ip", "127.0.0.1", "--port", String(port),
-    "--inspector-ip", "127.0.0.1", "--inspector-port", String(inspectorPort),
-    "--var", `ORIGIN_URL:${originUrl}`, "--var", `ADMIN_TOKEN:${adminToken}`,
-    "--persist-to", persistDir,
-    "--show-interactive-dev-session=false", "--log-level", process.env.BENCH_WRANGLER_LOG ?? "warn",
+    wrangler,
+    "dev",
+    "--ip",
+    "127.0.0.1",
+    "--port",
+    String(port),
+    "--inspector-ip",
+    "127.0.0.1",
+    "--inspector-port",
+    String(inspectorPort),
+    "--var",
+    `ORIGIN_URL:${originUrl}`,
+    "--var",
+    `ADMIN_TOKEN:${adminToken}`,
+    "--persist-to",
+    persistDir,
+    "--show-interactive-dev-session=false",
+    "--log-level",
+    process.env.BENCH_WRANGLER_LOG ?? "warn",
   ];
   if (opts.configPath) args.push("--config", opts.configPath);
 
@@ -89,7 +102,7 @@ export async function startGuard(opts) {
   };
 
   const deadline = Date.now() + (opts.readyTimeoutMs ?? 90_000);
-  for (let attempt = 0; Date.now() < deadline; attempt++) {
+  while (Date.now() < deadline) {
     if (exitCode !== null) {
       await guard.stop();
       throw new Error(`wrangler dev exited (${exitCode}) before answering; log ${logPath}:\n${tail}`);
@@ -98,7 +111,9 @@ export async function startGuard(opts) {
     await sleep(READY_POLL_MS);
   }
   await guard.stop();
-  throw new Error(`wrangler dev did not answer on ${url} within ${opts.readyTimeoutMs ?? 90_000} ms; log ${logPath}:\n${tail}`);
+  throw new Error(
+    `wrangler dev did not answer on ${url} within ${opts.readyTimeoutMs ?? 90_000} ms; log ${logPath}:\n${tail}`,
+  );
 }
 
 /** Any HTTP answer (even 401/404/502) means the Worker is up. */

@@ -93,7 +93,19 @@ export function createLab(opts) {
      * CPU time of its workerd processes measured over the phase. `statsAfterMs` is how long the
      * guard is left to settle before its counters are read (batched edge-shed reports lag ~1 s).
      */
-    async phase({ label, target, baseUrl, streams, durationMs, goodputFromMs = 0, maxOutstanding = 1000, drainMs = 3000, during, cpuOf, statsAfterMs = LINGER_ALLOWANCE_MS }) {
+    async phase({
+      label,
+      target,
+      baseUrl,
+      streams,
+      durationMs,
+      goodputFromMs = 0,
+      maxOutstanding = 1000,
+      drainMs = 3000,
+      during,
+      cpuOf,
+      statsAfterMs = LINGER_ALLOWANCE_MS,
+    }) {
       if (target === "guard" && !guard) throw new Error("this phase needs the guard");
       // Drop what the last phase left queued, let active work finish, then zero the counters.
       await origin.reset();
@@ -140,11 +152,16 @@ export function createLab(opts) {
         }
       }
       // Slots the guard still counts as taken once the phase is over and the origin idle.
-      const states = Object.values(guardStats).map((g) => g.state).filter(Boolean);
-      const slotsHeldAfter = target === "guard" ? {
-        inFlight: states.reduce((n, st) => n + (st.inFlight ?? 0), 0),
-        lingering: states.reduce((n, st) => n + (st.lingering ?? 0), 0),
-      } : undefined;
+      const states = Object.values(guardStats)
+        .map((g) => g.state)
+        .filter(Boolean);
+      const slotsHeldAfter =
+        target === "guard"
+          ? {
+              inFlight: states.reduce((n, st) => n + (st.inFlight ?? 0), 0),
+              lingering: states.reduce((n, st) => n + (st.lingering ?? 0), 0),
+            }
+          : undefined;
       const window = { fromMs: goodputFromMs, toMs: durationMs };
       return {
         label,

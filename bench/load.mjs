@@ -62,7 +62,15 @@ export async function runLoad(opts) {
     budget: new Uint32Array(cap), // ms sent in x-request-timeout-ms; 0 = none
   };
   const reasons = ["(none)"];
-  const perStream = streams.map((s) => ({ name: s.name, tenant: s.tenant, priority: s.priority, rate: s.rate, sent: 0, dropped: 0, unrecorded: 0 }));
+  const perStream = streams.map((s) => ({
+    name: s.name,
+    tenant: s.tenant,
+    priority: s.priority,
+    rate: s.rate,
+    sent: 0,
+    dropped: 0,
+    unrecorded: 0,
+  }));
   const inflight = new Set(); // live ClientRequests, so the phase end can abort stragglers
   let outstanding = 0;
   let cutting = false; // set at the phase end: errors from then on are our own aborts
@@ -138,10 +146,13 @@ export async function runLoad(opts) {
     );
     inflight.add(req);
     // The client gives up a little after its own budget: the guard must have answered by then.
-    const timer = setTimeout(() => {
-      finish(0, 0, "client_timeout");
-      req.destroy();
-    }, (budget ?? defaultBudgetMs) + 2000);
+    const timer = setTimeout(
+      () => {
+        finish(0, 0, "client_timeout");
+        req.destroy();
+      },
+      (budget ?? defaultBudgetMs) + 2000,
+    );
     req.on("error", () => finish(0, 0, cutting ? "cut_at_phase_end" : "client_error"));
     req.end();
   }
@@ -187,7 +198,7 @@ export function inspectError(headers, bodyText) {
   let signals = 0;
   const ra = headers["retry-after"];
   if (typeof ra === "string" && /^\d+$/.test(ra.trim()) && Number(ra) >= 1) signals |= SIGNAL.retryAfter;
-  if (headers["ratelimit"] !== undefined) signals |= SIGNAL.rateLimit;
+  if (headers.ratelimit !== undefined) signals |= SIGNAL.rateLimit;
   if (headers["ratelimit-policy"] !== undefined) signals |= SIGNAL.rateLimitPolicy;
   if (/^application\/problem\+json\b/i.test(headers["content-type"] ?? "")) signals |= SIGNAL.problemJson;
   let reason;

@@ -272,7 +272,9 @@ export async function main(argv = process.argv.slice(2), defaults = {}) {
   const port = await origin.listen(Number(values.port));
   const c = origin.config;
   // run.mjs parses this line to learn the port; keep its shape.
-  console.log(`origin listening on http://127.0.0.1:${port} (concurrency ${c.concurrency}, service ${c.serviceMs} ms ±${Math.round(c.jitter * 100)}%)`);
+  console.log(
+    `origin listening on http://127.0.0.1:${port} (concurrency ${c.concurrency}, service ${c.serviceMs} ms ±${Math.round(c.jitter * 100)}%)`,
+  );
   const stop = () => origin.close().then(() => process.exit(0));
   process.on("SIGINT", stop);
   process.on("SIGTERM", stop);

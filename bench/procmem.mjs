@@ -103,7 +103,11 @@ export function sampleRss(pids, everyMs = 500) {
 /** Jiffies per second (USER_HZ) of /proc's CPU times: `getconf CLK_TCK`, else Linux's usual 100. */
 const CLK_TCK = (() => {
   try {
-    const v = Number(execFileSync("getconf", ["CLK_TCK"], { stdio: ["ignore", "pipe", "ignore"], timeout: 2000 }).toString().trim());
+    const v = Number(
+      execFileSync("getconf", ["CLK_TCK"], { stdio: ["ignore", "pipe", "ignore"], timeout: 2000 })
+        .toString()
+        .trim(),
+    );
     return Number.isFinite(v) && v > 0 ? v : 100;
   } catch {
     return 100;

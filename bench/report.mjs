@@ -28,7 +28,13 @@ export function renderTerminal(result) {
   const lines = [];
   lines.push(header(result));
   lines.push("");
-  lines.push(...table(COLUMNS.map((c) => c[0]), result.rows.map((r) => COLUMNS.map((c) => c[1](r))), "text"));
+  lines.push(
+    ...table(
+      COLUMNS.map((c) => c[0]),
+      result.rows.map((r) => COLUMNS.map((c) => c[1](r))),
+      "text",
+    ),
+  );
   lines.push("", "Notes:");
   for (const n of result.notes) lines.push(`  ${n}`);
   lines.push("", "Targets (goals, not assertions):");
@@ -42,7 +48,13 @@ export function renderTerminal(result) {
 
 export function renderMarkdown(result) {
   const lines = [`# Overload lab: latest run`, "", header(result), ""];
-  lines.push(...table(COLUMNS.map((c) => c[0]), result.rows.map((r) => COLUMNS.map((c) => c[1](r))), "md"));
+  lines.push(
+    ...table(
+      COLUMNS.map((c) => c[0]),
+      result.rows.map((r) => COLUMNS.map((c) => c[1](r))),
+      "md",
+    ),
+  );
   lines.push(
     "",
     "Latencies in ms, from the generator's send to the end of the body. `2xx/s` is goodput (2xx completed",
@@ -63,12 +75,17 @@ export function renderMarkdown(result) {
     "",
   );
   for (const n of result.notes) lines.push(`- ${n}`);
-  lines.push("", "## Targets", "", ...table(["", "scenario", "target", "goal", "measured"], result.targets.map(targetCells), "md"));
+  lines.push(
+    "",
+    "## Targets",
+    "",
+    ...table(["", "scenario", "target", "goal", "measured"], result.targets.map(targetCells), "md"),
+  );
   if (result.errors.length) {
     lines.push("", "## Scenarios that did not finish", "");
     for (const e of result.errors) lines.push(`- ${e.scenario}: ${e.error}`);
   }
-  return lines.join("\n") + "\n";
+  return `${lines.join("\n")}\n`;
 }
 
 /** Writes latest.json and latest.md atomically (temp file + rename), so a crash leaves the old ones. */
@@ -79,7 +96,10 @@ export function writeResults(dir, result) {
     writeFileSync(tmp, text);
     renameSync(tmp, path.join(dir, name));
   };
-  write("latest.json", JSON.stringify(result, (_, v) => (typeof v === "number" && !Number.isFinite(v) ? null : v), 2) + "\n");
+  write(
+    "latest.json",
+    `${JSON.stringify(result, (_, v) => (typeof v === "number" && !Number.isFinite(v) ? null : v), 2)}\n`,
+  );
   write("latest.md", renderMarkdown(result));
 }
 
@@ -102,10 +122,18 @@ function targetCells(t) {
 function table(head, rows, kind) {
   if (kind === "md") {
     const esc = (c) => String(c).replaceAll("|", "\\|");
-    return [`| ${head.join(" | ")} |`, `|${head.map(() => "---").join("|")}|`, ...rows.map((r) => `| ${r.map(esc).join(" | ")} |`)];
+    return [
+      `| ${head.join(" | ")} |`,
+      `|${head.map(() => "---").join("|")}|`,
+      ...rows.map((r) => `| ${r.map(esc).join(" | ")} |`),
+    ];
   }
   const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => String(r[i]).length)));
-  const line = (cells) => cells.map((c, i) => String(c).padEnd(widths[i])).join("  ").trimEnd();
+  const line = (cells) =>
+    cells
+      .map((c, i) => String(c).padEnd(widths[i]))
+      .join("  ")
+      .trimEnd();
   return [line(head), line(widths.map((w) => "-".repeat(w))), ...rows.map(line)];
 }
 

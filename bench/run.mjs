@@ -87,7 +87,9 @@ process.exit(exitCode);
 
 async function main() {
   const origin = await startOriginChild();
-  log(`origin on ${origin.url} (C=${sizing.concurrency}, S=${sizing.serviceMs} ms, capacity ${capacityOf(sizing)} req/s)`);
+  log(
+    `origin on ${origin.url} (C=${sizing.concurrency}, S=${sizing.serviceMs} ms, capacity ${capacityOf(sizing)} req/s)`,
+  );
 
   let guard = null;
   let guardNote = "not used (--no-guard)";
@@ -98,7 +100,12 @@ async function main() {
     log("starting the guard under wrangler dev ...");
     const t = Date.now();
     try {
-      guard = await startGuard({ root, originUrl: origin.url, adminToken, logPath: path.join(flags.out, "wrangler.log") });
+      guard = await startGuard({
+        root,
+        originUrl: origin.url,
+        adminToken,
+        logPath: path.join(flags.out, "wrangler.log"),
+      });
       guard.admin = adminClient(guard.url, adminToken);
       guardNote = `wrangler dev on ${guard.url}, ready in ${((Date.now() - t) / 1000).toFixed(1)} s (log ${path.relative(root, guard.logPath)})`;
       log(`guard: ${guardNote}`);
@@ -114,7 +121,14 @@ async function main() {
     guard: guard ?? undefined,
     admin: guard?.admin,
     startPassthrough: guard
-      ? () => startGuard({ root, originUrl: origin.url, adminToken: "unused", configPath: path.join(here, "passthrough/wrangler.toml"), logPath: path.join(flags.out, "wrangler-passthrough.log") })
+      ? () =>
+          startGuard({
+            root,
+            originUrl: origin.url,
+            adminToken: "unused",
+            configPath: path.join(here, "passthrough/wrangler.toml"),
+            logPath: path.join(flags.out, "wrangler-passthrough.log"),
+          })
       : undefined,
     sizing,
     scale,
@@ -122,7 +136,11 @@ async function main() {
     log,
   });
 
-  const rows = [], notes = [], targets = [], errors = [], figures = {};
+  const rows = [],
+    notes = [],
+    targets = [],
+    errors = [],
+    figures = {};
   for (const sc of selected) {
     if (sc.needsGuard && !guard) {
       notes.push(`${sc.name}: skipped (needs the guard)`);
@@ -180,17 +198,28 @@ async function main() {
     figures,
   };
   writeResults(flags.out, result);
-  console.log("\n" + renderTerminal(result));
+  console.log(`\n${renderTerminal(result)}`);
   console.log(`\nwrote ${path.relative(process.cwd(), path.join(flags.out, "latest.json"))} and latest.md`);
   return startFailed || errors.length > 0 ? 1 : 0;
 }
 
 /** The origin as a child process; it also exits by itself if this process dies (IPC disconnect). */
 async function startOriginChild() {
-  const child = spawnTracked(process.execPath, [
-    path.join(here, "origin.mjs"), "--port", "0",
-    "--concurrency", String(sizing.concurrency), "--service-ms", String(sizing.serviceMs), "--jitter", String(sizing.jitter),
-  ], { stdio: ["ignore", "pipe", "pipe", "ipc"] });
+  const child = spawnTracked(
+    process.execPath,
+    [
+      path.join(here, "origin.mjs"),
+      "--port",
+      "0",
+      "--concurrency",
+      String(sizing.concurrency),
+      "--service-ms",
+      String(sizing.serviceMs),
+      "--jitter",
+      String(sizing.jitter),
+    ],
+    { stdio: ["ignore", "pipe", "pipe", "ipc"] },
+  );
   child.stderr.on("data", (d) => process.stderr.write(`[origin] ${d}`));
   const port = await new Promise((resolve, reject) => {
     let out = "";
@@ -213,7 +242,13 @@ async function startOriginChild() {
 
 function pickScenarios(only, skip) {
   const names = scenarios.map((s) => s.name);
-  const parse = (v) => (v ? v.split(",").map((s) => s.trim()).filter(Boolean) : []);
+  const parse = (v) =>
+    v
+      ? v
+          .split(",")
+          .map((s) => s.trim())
+          .filter(Boolean)
+      : [];
   for (const n of [...parse(only), ...parse(skip)]) {
     if (!names.includes(n)) fail(`unknown scenario "${n}"; known: ${names.join(", ")}`);
   }
@@ -224,7 +259,9 @@ function pickScenarios(only, skip) {
 
 function gitHead() {
   try {
-    return execFileSync("git", ["rev-parse", "--short", "HEAD"], { cwd: root, stdio: ["ignore", "pipe", "ignore"] }).toString().trim();
+    return execFileSync("git", ["rev-parse", "--short", "HEAD"], { cwd: root, stdio: ["ignore", "pipe", "ignore"] })
+      .toString()
+      .trim();
   } catch {
     return undefined;
   }

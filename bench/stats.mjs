@@ -45,7 +45,13 @@ export function summarize(load, which, { fromMs = 0, toMs = load.durationMs } = 
   const missing = Object.fromEntries(Object.keys(SIGNAL).map((k) => [k, 0]));
   const okLat = [];
   const shedLat = [];
-  let ok = 0, shed = 0, shedAllSignals = 0, lateOk = 0, lateAny = 0, withBudget = 0, goodputCount = 0;
+  let ok = 0,
+    shed = 0,
+    shedAllSignals = 0,
+    lateOk = 0,
+    lateAny = 0,
+    withBudget = 0,
+    goodputCount = 0;
   let overBudgetMaxMs = -Infinity; // answered requests: latency minus budget, at worst
 
   for (let i = 0; i < rec.count; i++) {

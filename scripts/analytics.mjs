@@ -54,19 +54,35 @@ export function buildQuery(name, { since = "1h", tenant, dataset = "ingress_guar
 export function formatTable(rows) {
   if (!rows.length) return "(no rows)";
   const columns = Object.keys(rows[0]);
-  const cell = (value) => (typeof value === "number" && !Number.isInteger(value) ? value.toFixed(3) : String(value ?? ""));
+  const cell = (value) =>
+    typeof value === "number" && !Number.isInteger(value) ? value.toFixed(3) : String(value ?? "");
   const widths = columns.map((c) => Math.max(c.length, ...rows.map((r) => cell(r[c]).length)));
-  const line = (values) => values.map((v, i) => v.padEnd(widths[i])).join("  ").trimEnd();
-  return [line(columns), line(widths.map((w) => "-".repeat(w))), ...rows.map((r) => line(columns.map((c) => cell(r[c]))))].join("\n");
+  const line = (values) =>
+    values
+      .map((v, i) => v.padEnd(widths[i]))
+      .join("  ")
+      .trimEnd();
+  return [
+    line(columns),
+    line(widths.map((w) => "-".repeat(w))),
+    ...rows.map((r) => line(columns.map((c) => cell(r[c])))),
+  ].join("\n");
 }
 
 async function runQuery(sql, { accountId, token, base }) {
   const url = `${base.replace(/\/$/, "")}/client/v4/accounts/${encodeURIComponent(accountId)}/analytics_engine/sql`;
   let response;
   try {
-    response = await fetch(url, { method: "POST", headers: { authorization: `Bearer ${token}` }, body: sql, signal: AbortSignal.timeout(30_000) });
+    response = await fetch(url, {
+      method: "POST",
+      headers: { authorization: `Bearer ${token}` },
+      body: sql,
+      signal: AbortSignal.timeout(30_000),
+    });
   } catch (error) {
-    throw new Error(`could not reach the Analytics Engine SQL API at ${base}: ${error.cause?.message ?? error.message}`);
+    throw new Error(
+      `could not reach the Analytics Engine SQL API at ${base}: ${error.cause?.message ?? error.message}`,
+    );
   }
   const text = await response.text();
   if (!response.ok) throw new Error(`the SQL API answered ${response.status}: ${text.slice(0, 500)}`);
@@ -80,7 +96,13 @@ async function runQuery(sql, { accountId, token, base }) {
 export async function main(argv, env = process.env, out = console.log) {
   const { values } = parseArgs({
     args: argv,
-    options: { since: { type: "string", default: "1h" }, tenant: { type: "string" }, query: { type: "string", default: "all" }, json: { type: "boolean", default: false }, help: { type: "boolean", default: false } },
+    options: {
+      since: { type: "string", default: "1h" },
+      tenant: { type: "string" },
+      query: { type: "string", default: "all" },
+      json: { type: "boolean", default: false },
+      help: { type: "boolean", default: false },
+    },
   });
   if (values.help) {
     out("usage: npm run analytics -- [--since 1h] [--tenant T] [--query sheds|priority|wait|routes|all] [--json]");
@@ -92,12 +114,18 @@ export async function main(argv, env = process.env, out = console.log) {
   const accountId = env.CLOUDFLARE_ACCOUNT_ID;
   const token = env.CLOUDFLARE_API_TOKEN;
   if (!accountId || !token) {
-    throw new UsageError("set CLOUDFLARE_ACCOUNT_ID and CLOUDFLARE_API_TOKEN (an API token with Account Analytics: Read)");
+    throw new UsageError(
+      "set CLOUDFLARE_ACCOUNT_ID and CLOUDFLARE_API_TOKEN (an API token with Account Analytics: Read)",
+    );
   }
   const base = env.CLOUDFLARE_API_BASE ?? "https://api.cloudflare.com";
   for (const [name, sql] of sqls) {
     const rows = await runQuery(sql, { accountId, token, base });
-    out(values.json ? JSON.stringify({ query: name, rows }) : `\n${name} (last ${values.since}${values.tenant ? `, tenant ${values.tenant}` : ""})\n${formatTable(rows)}`);
+    out(
+      values.json
+        ? JSON.stringify({ query: name, rows })
+        : `\n${name} (last ${values.since}${values.tenant ? `, tenant ${values.tenant}` : ""})\n${formatTable(rows)}`,
+    );
   }
   return 0;
 }

@@ -33,14 +33,30 @@ function stopAll(code) {
 process.on("SIGINT", () => stopAll(0));
 process.on("SIGTERM", () => stopAll(0));
 
-start(process.execPath, ["bench/origin.mjs", "--port", String(originPort), "--concurrency", "4", "--service-ms", "100"]);
-start("node_modules/.bin/wrangler", [
-  "dev",
-  "--port", String(guardPort),
-  "--ip", "127.0.0.1",
-  "--var", `ORIGIN_URL:http://127.0.0.1:${originPort}`,
-  "--var", `ADMIN_TOKEN:${adminToken}`,
-], { CLOUDFLARE_CF_FETCH_ENABLED: "false", WRANGLER_SEND_METRICS: "false" });
+start(process.execPath, [
+  "bench/origin.mjs",
+  "--port",
+  String(originPort),
+  "--concurrency",
+  "4",
+  "--service-ms",
+  "100",
+]);
+start(
+  "node_modules/.bin/wrangler",
+  [
+    "dev",
+    "--port",
+    String(guardPort),
+    "--ip",
+    "127.0.0.1",
+    "--var",
+    `ORIGIN_URL:http://127.0.0.1:${originPort}`,
+    "--var",
+    `ADMIN_TOKEN:${adminToken}`,
+  ],
+  { CLOUDFLARE_CF_FETCH_ENABLED: "false", WRANGLER_SEND_METRICS: "false" },
+);
 
 async function adminCall(method, path, body) {
   const response = await fetch(`${guard}/__guard${path}`, {

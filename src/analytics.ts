@@ -63,13 +63,6 @@ export function toDataPoint(event: DecisionEvent): AnalyticsEngineDataPoint {
   return {
     indexes: [event.tenant],
     blobs: [event.outcome, event.reason, event.priority, event.route, event.method, event.decidedAt],
-    doubles: [
-      event.queueWaitMs,
-      event.queueDepth,
-      event.status,
-      event.originMs,
-      event.inFlight,
-      event.budgetMs,
-    ],
+    doubles: [event.queueWaitMs, event.queueDepth, event.status, event.originMs, event.inFlight, event.budgetMs],
   };
 }

@@ -6,7 +6,7 @@ import { type DecisionSink, analyticsEngineSink } from "./analytics";
 import { ConfigError } from "./config";
 import type { Env } from "./env";
 import { ProblemError, notFound, problemResponse } from "./problem";
-import { type OriginFetch } from "./proxy/forward";
+import type { OriginFetch } from "./proxy/forward";
 import { guardRequest } from "./proxy/guard-request";
 
 type AppEnv = { Bindings: Env };
@@ -19,7 +19,12 @@ export function errorResponse(error: unknown): Response {
     return problemResponse({ type: "about:blank", title: "Internal Server Error", status: 500, detail: error.message });
   }
   if (error instanceof HTTPException) {
-    return problemResponse({ type: "about:blank", title: error.message || "Error", status: error.status, detail: error.message });
+    return problemResponse({
+      type: "about:blank",
+      title: error.message || "Error",
+      status: error.status,
+      detail: error.message,
+    });
   }
   console.error("unexpected error", error);
   return problemResponse({

@@ -51,7 +51,8 @@ function parseEnv(env: Env): GuardConfig | ConfigError {
   if (!result.success) {
     const problems = result.error.issues.map((issue) => {
       const field = issue.path.join(".");
-      const value = field === "ADMIN_TOKEN" ? "(hidden)" : JSON.stringify((env as unknown as Record<string, unknown>)[field]);
+      const value =
+        field === "ADMIN_TOKEN" ? "(hidden)" : JSON.stringify((env as unknown as Record<string, unknown>)[field]);
       return `${field} ${issue.message} (got ${value})`;
     });
     return new ConfigError(`guard misconfigured: ${problems.join("; ")}`);

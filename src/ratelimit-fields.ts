@@ -30,13 +30,14 @@ export interface Violation {
  * says must not end before `t`; the other policy keeps its true values.
  */
 export function rateLimitField(quota: Quota, violation: Violation | null): string {
-  const violated = (policy: string) => violation?.policies.includes(policy) ?? false;
-  const tokens = violated(RATE_POLICY) ? 0 : Math.max(0, Math.floor(quota.tokens));
-  const window = violated(RATE_POLICY)
-    ? violation!.retryAfterSeconds
-    : Math.max(0, Math.ceil(quota.msUntilFull / 1000));
-  const slots = violated(CONCURRENCY_POLICY) ? 0 : Math.max(0, quota.maxInFlight - quota.inFlight);
-  const slotWindow = violated(CONCURRENCY_POLICY) ? `;t=${violation!.retryAfterSeconds}` : "";
+  // The Retry-After of a violated policy, or null when this policy was not violated.
+  const violatedUntil = (policy: string) => (violation?.policies.includes(policy) ? violation.retryAfterSeconds : null);
+  const rateUntil = violatedUntil(RATE_POLICY);
+  const slotsUntil = violatedUntil(CONCURRENCY_POLICY);
+  const tokens = rateUntil === null ? Math.max(0, Math.floor(quota.tokens)) : 0;
+  const window = rateUntil ?? Math.max(0, Math.ceil(quota.msUntilFull / 1000));
+  const slots = slotsUntil === null ? Math.max(0, quota.maxInFlight - quota.inFlight) : 0;
+  const slotWindow = slotsUntil === null ? "" : `;t=${slotsUntil}`;
   return `"${RATE_POLICY}";r=${tokens};t=${window}, "${CONCURRENCY_POLICY}";r=${slots}${slotWindow}`;
 }
 

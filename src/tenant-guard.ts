@@ -9,7 +9,15 @@ import {
   queueDrainMs,
   release,
 } from "./admission/admission";
-import { type CreditGrant, CREDIT_MAX_BUDGET_MS, CREDIT_USABLE_MS, creditReclaimAt, creditSize, drawCredit, returnCredit } from "./admission/credit";
+import {
+  type CreditGrant,
+  CREDIT_MAX_BUDGET_MS,
+  CREDIT_USABLE_MS,
+  creditReclaimAt,
+  creditSize,
+  drawCredit,
+  returnCredit,
+} from "./admission/credit";
 import {
   type CreditReport,
   type Counters,
@@ -221,7 +229,12 @@ export class TenantGuard extends DurableObject<Env> {
     const tokens = this.core ? creditSize(this.core, limits) : 0;
     if (!this.core || tokens < 1) return null;
     this.core = drawCredit(this.core, tokens);
-    const credit: CreditLease = { id: crypto.randomUUID(), tokens, grantedAt: now, reclaimAt: creditReclaimAt(now, LEASE_GRACE_MS) };
+    const credit: CreditLease = {
+      id: crypto.randomUUID(),
+      tokens,
+      grantedAt: now,
+      reclaimAt: creditReclaimAt(now, LEASE_GRACE_MS),
+    };
     this.credits.set(credit.id, credit);
     this.ensureAlarm(credit.reclaimAt);
     // Up to 16 slots leave at once: written now, so a crash cannot forget them (see FLUSH_INTERVAL_MS).
@@ -488,11 +501,14 @@ export class TenantGuard extends DurableObject<Env> {
     const at = this.core ? nextWakeAt(this.core, limits) : null;
     if (at === null) return;
     // Date.now() only moves at I/O in workerd; a timer is the I/O that moves it here.
-    this.wakeTimer = setTimeout(() => {
-      this.wakeTimer = null;
-      const current = this.limits();
-      if (current) this.pumpAt(Date.now(), current);
-    }, Math.max(0, at - Date.now()));
+    this.wakeTimer = setTimeout(
+      () => {
+        this.wakeTimer = null;
+        const current = this.limits();
+        if (current) this.pumpAt(Date.now(), current);
+      },
+      Math.max(0, at - Date.now()),
+    );
   }
 
   /**

@@ -14,12 +14,22 @@ export async function run(lab) {
   const durationMs = 3000; // the burst is at t=0; the rest is time for it to drain
   const rows = [];
 
-  const direct = await lab.phase({ label: "direct", target: "direct", durationMs, streams: [{ name: "b", rate: 0, burst: size }] });
+  const direct = await lab.phase({
+    label: "direct",
+    target: "direct",
+    durationMs,
+    streams: [{ name: "b", rate: 0, burst: size }],
+  });
   rows.push(phaseRow(name, `direct ${size} at once`, direct));
   if (!lab.guard) return { rows, figures: { size, direct: direct.all }, notes: [], targets: [] };
 
   const tenant = await lab.tenant("burst", limits);
-  const guard = await lab.phase({ label: "guard", target: "guard", durationMs, streams: [{ name: "b", rate: 0, burst: size, tenant }] });
+  const guard = await lab.phase({
+    label: "guard",
+    target: "guard",
+    durationMs,
+    streams: [{ name: "b", rate: 0, burst: size, tenant }],
+  });
   rows.push(phaseRow(name, `guard ${size} at once`, guard));
   const failed = guard.all.sent - guard.all.ok;
   return {
@@ -28,6 +38,14 @@ export async function run(lab) {
     notes: [
       `burst of ${size} (bucket ${limits.burst}, queue ${limits.maxQueue}): guard max ${ms(guard.all.okLatency.max)}, origin saw at most ${guard.originStats.maxOutstanding} at once (direct: ${direct.originStats.maxOutstanding})`,
     ],
-    targets: [target(name, "burst within the bucket", "0 shed or failed", `${failed} of ${guard.all.sent} not 2xx`, failed === 0)],
+    targets: [
+      target(
+        name,
+        "burst within the bucket",
+        "0 shed or failed",
+        `${failed} of ${guard.all.sent} not 2xx`,
+        failed === 0,
+      ),
+    ],
   };
 }

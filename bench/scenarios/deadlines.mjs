@@ -11,7 +11,9 @@ export async function run(lab) {
   const durationMs = lab.dur(15_000);
   const tenant = await lab.tenant("deadlines", lab.limits());
   const p = await lab.phase({
-    label: "2x, budgets 150-300 ms", target: "guard", durationMs,
+    label: "2x, budgets 150-300 ms",
+    target: "guard",
+    durationMs,
     streams: [{ name: "t", rate: 2 * lab.capacity, budgetMs: [150, 300], tenant }],
   });
   const s = p.all;

@@ -34,14 +34,18 @@ export async function run(lab) {
   const fwdTenant = await lab.tenant("flood-fwd", fwdLimits);
   await warm(lab.guard.url, fwdTenant);
   const fwd = await lab.phase({
-    label: "forwarded only", target: "guard", durationMs: lab.dur(6000),
+    label: "forwarded only",
+    target: "guard",
+    durationMs: lab.dur(6000),
     streams: [{ name: "fwd", rate: fwdLimits.rate / 2, tenant: fwdTenant }],
   });
   rows.push(phaseRow(name, "forwarded only", fwd));
 
   const bAlone = await lab.tenant("flood-b-alone", lab.limits(SHARE));
   const alone = await lab.phase({
-    label: "B alone", target: "guard", durationMs: lab.dur(10_000),
+    label: "B alone",
+    target: "guard",
+    durationMs: lab.dur(10_000),
     streams: [{ name: "B", rate: bRate, tenant: bAlone }],
   });
   rows.push(phaseRow(name, "B alone", alone));
@@ -51,7 +55,9 @@ export async function run(lab) {
   const durationMs = lab.dur(15_000);
   const label = `A ${MULTIPLE}x + B`;
   const flood = await lab.phase({
-    label, target: "guard", durationMs,
+    label,
+    target: "guard",
+    durationMs,
     // A's goodput is counted once its initial bucket burst has gone through.
     goodputFromMs: Math.min(3000, durationMs / 3),
     statsAfterMs: REPORT_LAG_MS,
@@ -69,10 +75,18 @@ export async function run(lab) {
   const cpu = shedCpu(fwd, flood);
   const bRatio = sb.okLatency.p99 / alone.all.okLatency.p99;
   const figures = {
-    limitsA: a.limits, limitsB: b.limits, a: sa, b: sb, bAlone: alone.all, bP99Ratio: bRatio, calls, cpu,
+    limitsA: a.limits,
+    limitsB: b.limits,
+    a: sa,
+    b: sb,
+    bAlone: alone.all,
+    bP99Ratio: bRatio,
+    calls,
+    cpu,
     // When in the phase B was slow, and how fast the guard answered A then (sheds and admissions).
     bySecond: { B: latencyByBin(flood.load, 1, 1000), A: latencyByBin(flood.load, 0, 1000) },
-    guardStats: flood.guardStats, origin: flood.originStats,
+    guardStats: flood.guardStats,
+    origin: flood.originStats,
   };
   return { rows, figures, notes: notes(sa, sb, alone, bRatio, calls, cpu), targets: targets(sb, bRatio, calls, cpu) };
 }
@@ -91,8 +105,14 @@ function objectCalls(stats) {
   const byObjectSheds = c.shed - c.shedAtEdge;
   return {
     raw: {
-      arrived: c.arrived, admitted: c.admitted, shed: c.shed, shedAtEdge: c.shedAtEdge,
-      admittedOnCredit: c.admittedOnCredit, released: c.released, calls: c.calls, shedByReason: nonZero(c.shedByReason),
+      arrived: c.arrived,
+      admitted: c.admitted,
+      shed: c.shed,
+      shedAtEdge: c.shedAtEdge,
+      admittedOnCredit: c.admittedOnCredit,
+      released: c.released,
+      calls: c.calls,
+      shedByReason: nonZero(c.shedByReason),
     },
     perAdmitted: (byObjectAdmits + c.calls.release + c.calls.returnCredit) / c.admitted,
     perShed: (byObjectSheds + c.calls.reportSheds) / c.shed,
@@ -147,7 +167,10 @@ function notes(sa, sb, alone, bRatio, calls, cpu) {
         `sheds decided at the edge ${pct(calls.localShedShare)}; admit calls not accounted for ${calls.admitCallsUnaccounted}`,
       `A's counters: ${JSON.stringify(calls.raw)}`,
     );
-    if (calls.raw.shed !== sa.shed) out.push(`A's object counted ${calls.raw.shed} sheds, its clients got ${sa.shed} shed answers (batched reports late or lost?)`);
+    if (calls.raw.shed !== sa.shed)
+      out.push(
+        `A's object counted ${calls.raw.shed} sheds, its clients got ${sa.shed} shed answers (batched reports late or lost?)`,
+      );
   }
   out.push(
     `guard CPU: ${cpu.perForwardedMs.toFixed(2)} ms per forwarded request (forwarded only); flood ${cpu.floodPerRequestMs.toFixed(2)} ms per request sent, ` +
@@ -162,12 +185,34 @@ function notes(sa, sb, alone, bRatio, calls, cpu) {
 function targets(sb, bRatio, calls, cpu) {
   const share = calls.localShedShare;
   return [
-    target(name, "sheds decided at the edge (A)", `>= ${pct(LOCAL_SHARE_GOAL)} of A's sheds`,
-      calls.raw ? `${pct(share)} (${calls.raw.shedAtEdge} of ${calls.raw.shed})` : "n/a", when(share, (v) => v >= LOCAL_SHARE_GOAL)),
-    target(name, `B success with A at ${MULTIPLE}x`, ">= 99%", pct(sb.successRate), when(sb.successRate, (v) => v >= 0.99)),
-    target(name, `B p99 with A at ${MULTIPLE}x`, `<= ${B_P99_GOAL}x B alone`, times(bRatio), when(bRatio, (v) => v <= B_P99_GOAL)),
-    target(name, "guard CPU per shed request", `<= ${SHED_COST_GOAL}x a forwarded request`,
-      `${times(cpu.shedCost)} (${cpu.perShedMs.toFixed(3)} vs ${cpu.perForwardedMs.toFixed(2)} ms)`, when(cpu.shedCost, (v) => v <= SHED_COST_GOAL)),
+    target(
+      name,
+      "sheds decided at the edge (A)",
+      `>= ${pct(LOCAL_SHARE_GOAL)} of A's sheds`,
+      calls.raw ? `${pct(share)} (${calls.raw.shedAtEdge} of ${calls.raw.shed})` : "n/a",
+      when(share, (v) => v >= LOCAL_SHARE_GOAL),
+    ),
+    target(
+      name,
+      `B success with A at ${MULTIPLE}x`,
+      ">= 99%",
+      pct(sb.successRate),
+      when(sb.successRate, (v) => v >= 0.99),
+    ),
+    target(
+      name,
+      `B p99 with A at ${MULTIPLE}x`,
+      `<= ${B_P99_GOAL}x B alone`,
+      times(bRatio),
+      when(bRatio, (v) => v <= B_P99_GOAL),
+    ),
+    target(
+      name,
+      "guard CPU per shed request",
+      `<= ${SHED_COST_GOAL}x a forwarded request`,
+      `${times(cpu.shedCost)} (${cpu.perShedMs.toFixed(3)} vs ${cpu.perForwardedMs.toFixed(2)} ms)`,
+      when(cpu.shedCost, (v) => v <= SHED_COST_GOAL),
+    ),
   ];
 }
 
@@ -192,4 +237,7 @@ function latencyByBin(load, stream, binMs) {
 }
 
 const nonZero = (record) => Object.fromEntries(Object.entries(record ?? {}).filter(([, v]) => v));
-const roles = (byRole) => Object.entries(byRole ?? {}).map(([role, v]) => `${role} ${Math.round(v)} ms`).join(", ") || "n/a";
+const roles = (byRole) =>
+  Object.entries(byRole ?? {})
+    .map(([role, v]) => `${role} ${Math.round(v)} ms`)
+    .join(", ") || "n/a";

@@ -26,7 +26,12 @@ export async function run(lab) {
 
   const tenant = await lab.tenant("memory", lab.limits());
   const guard = await sampled(lab, lab.guard, () =>
-    lab.phase({ label: "guard 10x with RSS sampling", target: "guard", durationMs, streams: [{ name: "t", rate, tenant }] }),
+    lab.phase({
+      label: "guard 10x with RSS sampling",
+      target: "guard",
+      durationMs,
+      streams: [{ name: "t", rate, tenant }],
+    }),
   );
   rows.push(phaseRow(name, "guard 10x", guard.p));
   figures.guard = guard.mem;
@@ -41,9 +46,13 @@ export async function run(lab) {
     figures,
     notes,
     targets: [
-      target(name, "guard memory flat under 10x", `second-half growth <= pass-through's + ${TOLERANCE_MIB} MiB`,
+      target(
+        name,
+        "guard memory flat under 10x",
+        `second-half growth <= pass-through's + ${TOLERANCE_MIB} MiB`,
         b ? `${signed(g.secondHalfGrowthMiB)} vs ${signed(b.secondHalfGrowthMiB)} MiB` : "no baseline",
-        Number.isFinite(excess) ? excess <= TOLERANCE_MIB : null),
+        Number.isFinite(excess) ? excess <= TOLERANCE_MIB : null,
+      ),
     ],
   };
 }
@@ -58,7 +67,14 @@ async function passthroughBaseline(lab, rate, durationMs) {
   await lab.origin.config({ concurrency: 1000, serviceMs: 5, jitter: 0 });
   try {
     return await sampled(lab, worker, () =>
-      lab.phase({ label: "pass-through 10x with RSS sampling", target: "passthrough", baseUrl: worker.url, cpuOf: worker, durationMs, streams: [{ name: "t", rate }] }),
+      lab.phase({
+        label: "pass-through 10x with RSS sampling",
+        target: "passthrough",
+        baseUrl: worker.url,
+        cpuOf: worker,
+        durationMs,
+        streams: [{ name: "t", rate }],
+      }),
     );
   } finally {
     const { concurrency, serviceMs, jitter } = lab.sizing;
@@ -67,9 +83,12 @@ async function passthroughBaseline(lab, rate, durationMs) {
   }
 }
 
-async function sampled(lab, wrangler, runPhase) {
+async function sampled(_lab, wrangler, runPhase) {
   const procs = wrangler.workerdProcs();
-  const sampler = sampleRss(procs.map((p) => p.pid), 500);
+  const sampler = sampleRss(
+    procs.map((p) => p.pid),
+    500,
+  );
   let p;
   try {
     p = await runPhase();
@@ -90,7 +109,9 @@ async function sampled(lab, wrangler, runPhase) {
 }
 
 function describe(m) {
-  const roles = Object.entries(m.byRole).map(([role, v]) => `${role} ${v.startMiB} -> ${v.endMiB}`).join(", ");
+  const roles = Object.entries(m.byRole)
+    .map(([role, v]) => `${role} ${v.startMiB} -> ${v.endMiB}`)
+    .join(", ");
   return `start ${m.startMiB} MiB, mid ${m.midMiB}, max ${m.maxMiB}, end ${m.endMiB} over ${m.requests} requests (${roles})`;
 }
 

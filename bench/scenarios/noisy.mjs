@@ -17,7 +17,9 @@ export async function run(lab) {
 
   const bAloneTenant = await lab.tenant("noisy-b-alone", lab.limits(share));
   const alone = await lab.phase({
-    label: "B alone", target: "guard", durationMs,
+    label: "B alone",
+    target: "guard",
+    durationMs,
     streams: [{ name: "B", rate: bRate, tenant: bAloneTenant }],
   });
   rows.push(phaseRow(name, "B alone", alone));
@@ -25,8 +27,13 @@ export async function run(lab) {
   const a = await lab.tenant("noisy-a", lab.limits(1 - share));
   const b = await lab.tenant("noisy-b", lab.limits(share));
   const both = await lab.phase({
-    label: "A 5x + B", target: "guard", durationMs,
-    streams: [{ name: "A", rate: aRate, tenant: a }, { name: "B", rate: bRate, tenant: b }],
+    label: "A 5x + B",
+    target: "guard",
+    durationMs,
+    streams: [
+      { name: "A", rate: aRate, tenant: a },
+      { name: "B", rate: bRate, tenant: b },
+    ],
   });
   const [sa, sb] = both.byStream;
   rows.push(phaseRow(name, "A 5x (with B)", both, sa));
@@ -35,11 +42,34 @@ export async function run(lab) {
   const ratio = sb.okLatency.p99 / alone.all.okLatency.p99;
   return {
     rows,
-    figures: { limitsA: a.limits, limitsB: b.limits, bAlone: alone.all, a: sa, b: sb, p99Ratio: ratio, origin: both.originStats, guardStats: both.guardStats },
-    notes: [`B p99 ${ms(sb.okLatency.p99)} with A flooding vs ${ms(alone.all.okLatency.p99)} alone (x${ratio.toFixed(2)}); A goodput ${sa.goodputPerS.toFixed(1)}/s`],
+    figures: {
+      limitsA: a.limits,
+      limitsB: b.limits,
+      bAlone: alone.all,
+      a: sa,
+      b: sb,
+      p99Ratio: ratio,
+      origin: both.originStats,
+      guardStats: both.guardStats,
+    },
+    notes: [
+      `B p99 ${ms(sb.okLatency.p99)} with A flooding vs ${ms(alone.all.okLatency.p99)} alone (x${ratio.toFixed(2)}); A goodput ${sa.goodputPerS.toFixed(1)}/s`,
+    ],
     targets: [
-      target(name, "B success with A at 5x", ">= 99%", pct(sb.successRate), when(sb.successRate, (v) => v >= 0.99)),
-      target(name, "B p99 with A at 5x", "<= 1.5x B alone", `x${ratio.toFixed(2)}`, when(ratio, (v) => v <= 1.5)),
+      target(
+        name,
+        "B success with A at 5x",
+        ">= 99%",
+        pct(sb.successRate),
+        when(sb.successRate, (v) => v >= 0.99),
+      ),
+      target(
+        name,
+        "B p99 with A at 5x",
+        "<= 1.5x B alone",
+        `x${ratio.toFixed(2)}`,
+        when(ratio, (v) => v <= 1.5),
+      ),
     ],
   };
 }

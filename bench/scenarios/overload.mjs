@@ -23,7 +23,10 @@ export async function run(lab) {
     for (const m of MULTIPLES) {
       const tenant = await lab.tenant(`overload-${m}x`, limits);
       const p = await lab.phase({
-        label: `${m}x`, target: "guard", durationMs, goodputFromMs,
+        label: `${m}x`,
+        target: "guard",
+        durationMs,
+        goodputFromMs,
         streams: [{ name: `${m}x`, rate: m * lab.capacity, tenant }],
       });
       rows.push(phaseRow(name, `guard ${m}x`, p));
@@ -33,7 +36,10 @@ export async function run(lab) {
   }
 
   const direct = await lab.phase({
-    label: "direct 5x", target: "direct", durationMs, goodputFromMs,
+    label: "direct 5x",
+    target: "direct",
+    durationMs,
+    goodputFromMs,
     streams: [{ name: "5x", rate: 5 * lab.capacity }],
   });
   rows.push(phaseRow(name, "direct 5x", direct));
@@ -54,9 +60,33 @@ function fiveX(p, lab, limits) {
   const p99Goal = longestServiceMs + limits.maxWaitMs;
   const conc = p.originStats.maxOutstanding;
   return [
-    target(name, "5x goodput", ">= 90% of origin capacity", `${s.goodputPerS.toFixed(1)}/s = ${pct(share)}`, when(share, (v) => v >= 0.9)),
-    target(name, "5x origin concurrency", `<= maxInFlight ${limits.maxInFlight}`, `max ${conc}`, conc <= limits.maxInFlight),
-    target(name, "5x p99 of admitted", `<= service ${longestServiceMs} + maxWait ${limits.maxWaitMs} ms`, ms(s.okLatency.p99), when(s.okLatency.p99, (v) => v <= p99Goal)),
-    target(name, "5x shed responses carry all signals", "100%", `${pct(s.shedAllSignalsShare)} of ${s.shed}`, when(s.shedAllSignalsShare, (v) => v === 1)),
+    target(
+      name,
+      "5x goodput",
+      ">= 90% of origin capacity",
+      `${s.goodputPerS.toFixed(1)}/s = ${pct(share)}`,
+      when(share, (v) => v >= 0.9),
+    ),
+    target(
+      name,
+      "5x origin concurrency",
+      `<= maxInFlight ${limits.maxInFlight}`,
+      `max ${conc}`,
+      conc <= limits.maxInFlight,
+    ),
+    target(
+      name,
+      "5x p99 of admitted",
+      `<= service ${longestServiceMs} + maxWait ${limits.maxWaitMs} ms`,
+      ms(s.okLatency.p99),
+      when(s.okLatency.p99, (v) => v <= p99Goal),
+    ),
+    target(
+      name,
+      "5x shed responses carry all signals",
+      "100%",
+      `${pct(s.shedAllSignalsShare)} of ${s.shed}`,
+      when(s.shedAllSignalsShare, (v) => v === 1),
+    ),
   ];
 }

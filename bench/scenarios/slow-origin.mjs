@@ -21,7 +21,9 @@ export async function run(lab) {
   let p;
   try {
     p = await lab.phase({
-      label: `service x${SLOWDOWN} at ${switchAtMs / 1000} s`, target: "guard", durationMs,
+      label: `service x${SLOWDOWN} at ${switchAtMs / 1000} s`,
+      target: "guard",
+      durationMs,
       streams: [{ name: "t", rate: 0.8 * lab.capacity, budgetMs: BUDGET_MS, tenant }],
       during: (elapsed) => {
         if (switched || elapsed < switchAtMs) return;
@@ -39,7 +41,17 @@ export async function run(lab) {
   const o = p.originStats;
   return {
     rows: [phaseRow(name, `0.8x, then service x${SLOWDOWN}`, p)],
-    figures: { switchAtMs, slowMs, budgetMs: BUDGET_MS, series, settleMs, finalShedShare, after, origin: o, guardStats: p.guardStats },
+    figures: {
+      switchAtMs,
+      slowMs,
+      budgetMs: BUDGET_MS,
+      series,
+      settleMs,
+      finalShedShare,
+      after,
+      origin: o,
+      guardStats: p.guardStats,
+    },
     notes: [
       `after the slowdown: shed share settled in ${ms(settleMs)} at ${(finalShedShare * 100).toFixed(0)}%; ` +
         `${after.s503} x 503 and ${after.s429} x 429 vs ${after.s504} x 504, ${after.ok} x 2xx; ` +

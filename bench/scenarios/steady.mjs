@@ -31,7 +31,14 @@ async function measure(lab) {
   const figures = { rate };
   const run = async (label, baseUrl, tenant, cpuOf) => {
     await warm(baseUrl, tenant);
-    const p = await lab.phase({ label, target: label, baseUrl, durationMs, cpuOf, streams: [{ name: "t", rate, tenant }] });
+    const p = await lab.phase({
+      label,
+      target: label,
+      baseUrl,
+      durationMs,
+      cpuOf,
+      streams: [{ name: "t", rate, tenant }],
+    });
     rows.push(phaseRow(name, label, p));
     figures[label] = p.all;
     return p;
@@ -60,18 +67,28 @@ async function measure(lab) {
   const addedP50 = g.p50 - direct.p50;
   const addedP99 = g.p99 - direct.p99;
   Object.assign(figures, { addedP50Ms: addedP50, addedP99Ms: addedP99, guardStats: guard.guardStats });
-  const notes = [`guard adds p50 ${ms(addedP50)}, p99 ${ms(addedP99)} over direct at ${rate} req/s, origin without jitter (direct p50 ${ms(direct.p50)}, guard p50 ${ms(g.p50)})`];
+  const notes = [
+    `guard adds p50 ${ms(addedP50)}, p99 ${ms(addedP99)} over direct at ${rate} req/s, origin without jitter (direct p50 ${ms(direct.p50)}, guard p50 ${ms(g.p50)})`,
+  ];
   if (pass) {
     figures.passthroughAddedP50Ms = pass.p50 - direct.p50;
     figures.guardOverPassthroughP50Ms = g.p50 - pass.p50;
-    notes.push(`of that, a pass-through Worker under the same wrangler dev adds p50 ${ms(pass.p50 - direct.p50)}, p99 ${ms(pass.p99 - direct.p99)}: the guard's own cost is p50 ${ms(g.p50 - pass.p50)}`);
+    notes.push(
+      `of that, a pass-through Worker under the same wrangler dev adds p50 ${ms(pass.p50 - direct.p50)}, p99 ${ms(pass.p99 - direct.p99)}: the guard's own cost is p50 ${ms(g.p50 - pass.p50)}`,
+    );
   }
   return {
     rows,
     figures,
     notes,
     targets: [
-      target(name, "added p50 latency", "<= 3 ms over direct", ms(addedP50), when(addedP50, (v) => v <= 3)),
+      target(
+        name,
+        "added p50 latency",
+        "<= 3 ms over direct",
+        ms(addedP50),
+        when(addedP50, (v) => v <= 3),
+      ),
       target(name, "nothing shed at half the limit", "0 shed", `${guard.all.shed} shed`, guard.all.shed === 0),
       ...throughputTargets(guard, passPhase, figures),
     ],
@@ -89,16 +106,32 @@ function throughputTargets(guard, pass, figures) {
   const passCpu = pass ? cpuPerRequest(pass) : NaN;
   const cpuBound = passCpu / guardCpu;
   Object.assign(figures, {
-    throughputRatio2xx: okRatio, guardCpuMsPerReq: guardCpu, passthroughCpuMsPerReq: passCpu, cpuBoundThroughputRatio: cpuBound,
-    guardCpuByRole: guard.cpu?.byRole, passthroughCpuByRole: pass?.cpu?.byRole,
+    throughputRatio2xx: okRatio,
+    guardCpuMsPerReq: guardCpu,
+    passthroughCpuMsPerReq: passCpu,
+    cpuBoundThroughputRatio: cpuBound,
+    guardCpuByRole: guard.cpu?.byRole,
+    passthroughCpuByRole: pass?.cpu?.byRole,
   });
   const goal = `>= ${THROUGHPUT_GOAL}x pass-through`;
   return [
-    target(name, "throughput vs pass-through, 2xx/s per sent/s, same rate", goal,
-      pass ? `${times(okRatio)} (2xx/s of sent/s: guard ${guard.all.goodputPerS.toFixed(1)} of ${sentPerS(guard).toFixed(1)}, pass-through ${pass.all.goodputPerS.toFixed(1)} of ${sentPerS(pass).toFixed(1)})` : "no pass-through",
-      when(okRatio, (v) => v >= THROUGHPUT_GOAL)),
-    target(name, "throughput vs pass-through, CPU-bound (inverse CPU ms/req)", goal,
-      pass ? `${times(cpuBound)} (guard ${guardCpu.toFixed(2)} vs pass-through ${passCpu.toFixed(2)} ms/req)` : "no pass-through",
-      when(cpuBound, (v) => v >= THROUGHPUT_GOAL)),
+    target(
+      name,
+      "throughput vs pass-through, 2xx/s per sent/s, same rate",
+      goal,
+      pass
+        ? `${times(okRatio)} (2xx/s of sent/s: guard ${guard.all.goodputPerS.toFixed(1)} of ${sentPerS(guard).toFixed(1)}, pass-through ${pass.all.goodputPerS.toFixed(1)} of ${sentPerS(pass).toFixed(1)})`
+        : "no pass-through",
+      when(okRatio, (v) => v >= THROUGHPUT_GOAL),
+    ),
+    target(
+      name,
+      "throughput vs pass-through, CPU-bound (inverse CPU ms/req)",
+      goal,
+      pass
+        ? `${times(cpuBound)} (guard ${guardCpu.toFixed(2)} vs pass-through ${passCpu.toFixed(2)} ms/req)`
+        : "no pass-through",
+      when(cpuBound, (v) => v >= THROUGHPUT_GOAL),
+    ),
   ];
 }

@@ -23,6 +23,9 @@ function decodeLayers(path: string): string {
 }
 
 export function isAdminPath(pathname: string): boolean {
-  const normalised = decodeLayers(pathname).toLowerCase().replace(/\\/g, "/").replace(/\/{2,}/g, "/");
+  const normalised = decodeLayers(pathname)
+    .toLowerCase()
+    .replace(/\\/g, "/")
+    .replace(/\/{2,}/g, "/");
   return normalised === ADMIN_PREFIX || normalised.startsWith(`${ADMIN_PREFIX}/`);
 }

@@ -4,12 +4,7 @@ import type { Env } from "../env";
 import { notFound, ProblemError, GUARD_PROBLEM_BASE, badRequest } from "../problem";
 import { tenantObjectName } from "../proxy/identity";
 import type { KeyChange } from "../tenant-guard";
-import {
-  ANONYMOUS_TENANT,
-  configWarnings,
-  tenantConfigSchema,
-  tenantNameSchema,
-} from "../tenant/tenant-config";
+import { ANONYMOUS_TENANT, configWarnings, tenantConfigSchema, tenantNameSchema } from "../tenant/tenant-config";
 import { TenantDirectory, hashKey } from "../tenant/tenant-directory";
 import { adminAuth } from "./admin-auth";
 import { DASHBOARD_CSP, DASHBOARD_HTML, DASHBOARD_JS } from "./dashboard-page";
@@ -37,7 +32,10 @@ const listQuerySchema = z.strictObject({
 
 function randomToken(bytes: number): string {
   const raw = crypto.getRandomValues(new Uint8Array(bytes));
-  return btoa(String.fromCharCode(...raw)).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
+  return btoa(String.fromCharCode(...raw))
+    .replace(/\+/g, "-")
+    .replace(/\//g, "_")
+    .replace(/=+$/, "");
 }
 
 function tenantParam(raw: string | undefined): string {
@@ -68,16 +66,24 @@ export function adminRoutes(): Hono<AdminEnv> {
 
   // The dashboard's page and script hold no data, so they are served before the auth check;
   // everything they show comes from /__guard/overview, which needs the token.
-  const pageHeaders = { "content-security-policy": DASHBOARD_CSP, "cache-control": "no-store", "x-content-type-options": "nosniff" };
+  const pageHeaders = {
+    "content-security-policy": DASHBOARD_CSP,
+    "cache-control": "no-store",
+    "x-content-type-options": "nosniff",
+  };
   admin.get("/dashboard", (c) => c.html(DASHBOARD_HTML, 200, pageHeaders));
-  admin.get("/dashboard.js", (c) => c.body(DASHBOARD_JS, 200, { ...pageHeaders, "content-type": "text/javascript; charset=utf-8" }));
+  admin.get("/dashboard.js", (c) =>
+    c.body(DASHBOARD_JS, 200, { ...pageHeaders, "content-type": "text/javascript; charset=utf-8" }),
+  );
 
   admin.use("*", adminAuth);
 
   admin.get("/overview", async (c) => c.json(await overview(c.env), 200, { "cache-control": "no-store" }));
 
   admin.get("/metrics", async (c) =>
-    c.body(renderPrometheus(await overview(c.env)), 200, { "content-type": "text/plain; version=0.0.4; charset=utf-8" }),
+    c.body(renderPrometheus(await overview(c.env)), 200, {
+      "content-type": "text/plain; version=0.0.4; charset=utf-8",
+    }),
   );
 
   admin.get("/tenants", async (c) => {
@@ -122,7 +128,8 @@ export function adminRoutes(): Hono<AdminEnv> {
 
   admin.post("/tenants/:tenant/keys", async (c) => {
     const tenant = tenantParam(c.req.param("tenant"));
-    if (tenant === ANONYMOUS_TENANT) throw badRequest("the anonymous tenant cannot have keys", { errors: [{ field: "tenant", message: "reserved" }] });
+    if (tenant === ANONYMOUS_TENANT)
+      throw badRequest("the anonymous tenant cannot have keys", { errors: [{ field: "tenant", message: "reserved" }] });
     const body = parseOrThrow(registerKeySchema, await readJson(c.req.raw, { optional: true }), "key request");
     const key = body?.key ?? `gk_${randomToken(32)}`;
     const hash = await hashKey(key);

@@ -28,7 +28,10 @@ export async function overview(env: Env): Promise<Overview> {
   for (let start = 0; start < names.length; start += OVERVIEW_CONCURRENCY) {
     const batch = names.slice(start, start + OVERVIEW_CONCURRENCY);
     const stats = await Promise.all(
-      batch.map(async (tenant) => ({ tenant, ...(await env.TENANT_GUARD.getByName(tenantObjectName(tenant)).stats()) })),
+      batch.map(async (tenant) => ({
+        tenant,
+        ...(await env.TENANT_GUARD.getByName(tenantObjectName(tenant)).stats()),
+      })),
     );
     tenants.push(...stats.filter((s) => s.limits !== null));
   }

@@ -149,20 +149,14 @@ function refusalReason(limits: AdmissionLimits, budget: number, tokenWaitMs: num
 
 /** When a request arriving behind the whole queue could expect to get in. */
 export function queueDrainMs(state: AdmissionState, limits: AdmissionLimits): number {
-  return estimateWait(state.bucket, state.inFlight, state.holdMsEwma, limits, state.queue.length)
-    .totalMs;
+  return estimateWait(state.bucket, state.inFlight, state.holdMsEwma, limits, state.queue.length).totalMs;
 }
 
 /**
  * Decides one arrival: admit now, queue it, or shed it at once. Run `pump` at the same `now`
  * first so the state is refilled and the queue invariant holds.
  */
-export function arrive(
-  state: AdmissionState,
-  limits: AdmissionLimits,
-  arrival: Arrival,
-  now: number,
-): ArrivalResult {
+export function arrive(state: AdmissionState, limits: AdmissionLimits, arrival: Arrival, now: number): ArrivalResult {
   if (arrival.deadline <= now) {
     // Already late: whatever it would be sent to, the answer would come after the caller gave up.
     return shed(state, "wait_exceeds_deadline", queueDrainMs(state, limits), 0, 0);

@@ -53,9 +53,10 @@ export const RELEASE_OUTCOMES = ["completed", "cancelled", "deadline_exceeded", 
 export type ReleaseOutcome = (typeof RELEASE_OUTCOMES)[number];
 
 export function emptyCounters(): Counters {
-  const shedByReason = Object.fromEntries(
-    ADMISSION_SHED_REASONS.map((reason) => [reason, 0]),
-  ) as Record<AdmissionShedReason, number>;
+  const shedByReason = Object.fromEntries(ADMISSION_SHED_REASONS.map((reason) => [reason, 0])) as Record<
+    AdmissionShedReason,
+    number
+  >;
   return {
     arrived: 0,
     admitted: 0,
@@ -91,11 +92,7 @@ export function countAdmit(counters: Counters, priority: Priority): Counters {
   };
 }
 
-export function countShed(
-  counters: Counters,
-  reason: AdmissionShedReason,
-  priority: Priority,
-): Counters {
+export function countShed(counters: Counters, reason: AdmissionShedReason, priority: Priority): Counters {
   return {
     ...counters,
     shed: counters.shed + 1,

@@ -82,7 +82,10 @@ export function returnCredit(
   const creditTokens = Math.max(0, state.creditTokens - granted);
   return {
     ...state,
-    bucket: { ...state.bucket, tokens: Math.min(bucketCapacity({ creditTokens }, limits), state.bucket.tokens + unused) },
+    bucket: {
+      ...state.bucket,
+      tokens: Math.min(bucketCapacity({ creditTokens }, limits), state.bucket.tokens + unused),
+    },
     inFlight: Math.max(0, state.inFlight - freedSlots),
     creditTokens,
   };

@@ -24,7 +24,6 @@ export function estimateWait(
   const needed = ahead + 1;
   const tokenMs = msUntilTokens(bucket, limits, needed);
   const free = Math.max(0, limits.maxInFlight - inFlight);
-  const slotMs =
-    needed <= free ? 0 : Math.ceil(((needed - free) * (holdMsEwma ?? 0)) / limits.maxInFlight);
+  const slotMs = needed <= free ? 0 : Math.ceil(((needed - free) * (holdMsEwma ?? 0)) / limits.maxInFlight);
   return { tokenMs, slotMs, totalMs: Math.max(tokenMs, slotMs) };
 }

@@ -5,11 +5,7 @@ import { type Priority, higherOf, isPriority, lowerOf, priorityRank } from "./pr
  * may raise it above the route's only up to the tenant's `maxClientPriority`, and never below
  * what the route already grants. Garbage hints are ignored.
  */
-export function effectivePriority(
-  routePriority: Priority,
-  hint: string | null,
-  maxClientPriority: Priority,
-): Priority {
+export function effectivePriority(routePriority: Priority, hint: string | null, maxClientPriority: Priority): Priority {
   const wanted = hint?.trim().toLowerCase() ?? "";
   if (!isPriority(wanted)) return routePriority;
   if (priorityRank(wanted) <= priorityRank(routePriority)) return wanted;

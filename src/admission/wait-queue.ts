@@ -24,7 +24,7 @@ function servedBefore(a: Waiter, b: Waiter): boolean {
 
 export function enqueue(queue: WaitQueue, waiter: Waiter): WaitQueue {
   let index = queue.length;
-  while (index > 0 && servedBefore(waiter, queue[index - 1]!)) index -= 1;
+  for (let before = queue[index - 1]; before && servedBefore(waiter, before); before = queue[index - 1]) index -= 1;
   return [...queue.slice(0, index), waiter, ...queue.slice(index)];
 }
 

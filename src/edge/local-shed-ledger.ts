@@ -45,7 +45,8 @@ function addCounts(objectName: string, counts: readonly LocalShedCount[], now: n
   const due = reportDue.get(objectName);
   if (due !== undefined && due > now) return "none";
   reportDue.set(objectName, now + FLUSH_AFTER_MS);
-  if (reportDue.size > MAX_PENDING_OBJECTS) reportDue.delete(reportDue.keys().next().value!);
+  const oldest = reportDue.size > MAX_PENDING_OBJECTS ? reportDue.keys().next().value : undefined;
+  if (oldest !== undefined) reportDue.delete(oldest);
   return "schedule-flush";
 }
 

@@ -138,10 +138,16 @@ async function sendCreditReturn(env: Env, back: CreditReturn): Promise<void> {
 }
 
 /** Keeps a credit the object granted, and makes sure it goes back once it can no longer be spent. */
-function keepCredit(env: Env, ctx: ExecutionContext, objectName: string, decision: Extract<AdmitDecision, { kind: "admit" }>) {
+function keepCredit(
+  env: Env,
+  ctx: ExecutionContext,
+  objectName: string,
+  decision: Extract<AdmitDecision, { kind: "admit" }>,
+) {
   if (!decision.credit) return;
   const credit = decision.credit;
-  for (const back of holdCredit(objectName, credit, decision.quota, Date.now())) ctx.waitUntil(sendCreditReturn(env, back));
+  for (const back of holdCredit(objectName, credit, decision.quota, Date.now()))
+    ctx.waitUntil(sendCreditReturn(env, back));
   ctx.waitUntil(
     scheduler.wait(credit.usableForMs).then(() => {
       const back = expireCredit(objectName, Date.now());
@@ -166,7 +172,12 @@ function admitOnCredit(env: Env, ctx: ExecutionContext, plan: Plan, now: number)
   };
 }
 
-function admittedByObject(env: Env, ctx: ExecutionContext, plan: Plan, decision: Extract<AdmitDecision, { kind: "admit" }>): Admitted {
+function admittedByObject(
+  env: Env,
+  ctx: ExecutionContext,
+  plan: Plan,
+  decision: Extract<AdmitDecision, { kind: "admit" }>,
+): Admitted {
   return {
     requestId: decision.leaseId,
     waitedMs: decision.waitedMs,
@@ -177,9 +188,11 @@ function admittedByObject(env: Env, ctx: ExecutionContext, plan: Plan, decision:
     // instance restarted meanwhile would refuse it, leaving the slot to lease expiry.
     release: (outcome) =>
       ctx.waitUntil(
-        objectFor(env, plan.identity).release(decision.leaseId, outcome).catch((error: unknown) => {
-          console.error("release failed; the lease expires on its own", error);
-        }),
+        objectFor(env, plan.identity)
+          .release(decision.leaseId, outcome)
+          .catch((error: unknown) => {
+            console.error("release failed; the lease expires on its own", error);
+          }),
       ),
   };
 }
@@ -213,12 +226,23 @@ function followLedger(env: Env, ctx: ExecutionContext, objectName: string, actio
  * Sheds without a round trip when this isolate holds a verdict from the tenant's object that
  * covers the request; null when the object must be asked.
  */
-function shedAtEdge(request: Request, env: Env, ctx: ExecutionContext, ports: ProxyPorts, plan: Plan, now: number): Response | null {
+function shedAtEdge(
+  request: Request,
+  env: Env,
+  ctx: ExecutionContext,
+  ports: ProxyPorts,
+  plan: Plan,
+  now: number,
+): Response | null {
   const objectName = plan.identity.objectName;
   const cached = cachedVerdict(objectName, now);
   if (!cached) return null;
   const waitBudget = waitBudgetMs(plan.identity.tenant.config, plan, now, cached.verdict.serviceMs);
-  const local = decideLocally(cached.verdict, { priority: plan.priority, fullBehaviour: plan.fullBehaviour, waitBudgetMs: waitBudget }, now);
+  const local = decideLocally(
+    cached.verdict,
+    { priority: plan.priority, fullBehaviour: plan.fullBehaviour, waitBudgetMs: waitBudget },
+    now,
+  );
   if (local.kind === "ask") return null;
   followLedger(env, ctx, objectName, recordLocalShed(objectName, local.reason, plan.priority, now));
   const overflow = overflowingObject();
@@ -263,7 +287,15 @@ export async function guardRequest(
       keepCredit(env, ctx, current.identity.objectName, admission);
       return forwardAdmitted(request, url, env, ports, current, admittedByObject(env, ctx, current, admission));
     case "shed":
-      return shed(ports, request, current, admission.reason, admission.retryAfterMs, admission.quota, admission.waitedMs);
+      return shed(
+        ports,
+        request,
+        current,
+        admission.reason,
+        admission.retryAfterMs,
+        admission.quota,
+        admission.waitedMs,
+      );
     case "unconfigured":
     case "unavailable":
       return shed(ports, request, current, "guard_unavailable", UNAVAILABLE_RETRY_MS, null, 0);
@@ -350,7 +382,17 @@ async function forwardAdmitted(
   if (timeoutMs < MIN_FORWARD_BUDGET_MS) {
     // Admitted at the last moment: sending it now would only be late work for the origin.
     finish("cancelled", 504, true);
-    return shed(ports, request, plan, "deadline_exceeded", 1_000, admission.quota, admission.waitedMs, 0, admission.decidedAt);
+    return shed(
+      ports,
+      request,
+      plan,
+      "deadline_exceeded",
+      1_000,
+      admission.quota,
+      admission.waitedMs,
+      0,
+      admission.decidedAt,
+    );
   }
   const config = guardConfig(env);
   const headers = originRequestHeaders(request.headers, {
@@ -374,7 +416,17 @@ async function forwardAdmitted(
   switch (result.kind) {
     case "deadline_exceeded":
       finish("deadline_exceeded", 504, true);
-      return shed(ports, request, plan, "deadline_exceeded", 1_000, admission.quota, admission.waitedMs, Date.now() - forwardedAt, admission.decidedAt);
+      return shed(
+        ports,
+        request,
+        plan,
+        "deadline_exceeded",
+        1_000,
+        admission.quota,
+        admission.waitedMs,
+        Date.now() - forwardedAt,
+        admission.decidedAt,
+      );
     case "client_gone":
       finish("cancelled", 0);
       return new Response(null, { status: 499 });

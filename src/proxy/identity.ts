@@ -33,7 +33,10 @@ export function clientBucket(ip: string | null): string {
   const tailGroups = tail ? tail.split(":") : [];
   const missing = Math.max(0, 8 - headGroups.length - tailGroups.length);
   const groups = ip.includes("::") ? [...headGroups, ...Array(missing).fill("0"), ...tailGroups] : headGroups;
-  return `${groups.slice(0, 4).map((group) => group.replace(/^0+(?=.)/, "")).join(":")}::/64`;
+  return `${groups
+    .slice(0, 4)
+    .map((group) => group.replace(/^0+(?=.)/, ""))
+    .join(":")}::/64`;
 }
 
 export async function resolveIdentity(

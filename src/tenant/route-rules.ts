@@ -42,9 +42,7 @@ export function compileRoutes(config: TenantConfig): RouteMatcher {
   }));
   return (method, pathname) => {
     const hit = rules.find(
-      (candidate) =>
-        (candidate.method === "*" || candidate.method === method) &&
-        candidate.pattern.test(pathname),
+      (candidate) => (candidate.method === "*" || candidate.method === method) && candidate.pattern.test(pathname),
     );
     return {
       route: hit ? `#${hit.index} ${hit.rule.method} ${hit.rule.path}` : "default",

@@ -19,7 +19,15 @@ const TENANT = "dashboard-demo";
 const KEY = "dashboard-demo-key-0123456789";
 const CHROMIUM = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
 // Flags this machine needs: no sandbox as root, and no background calls to a closed network.
-const CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"];
+const CHROMIUM_ARGS = [
+  "--no-sandbox",
+  "--disable-gpu",
+  "--disable-quic",
+  "--no-first-run",
+  "--disable-background-networking",
+  "--disable-component-update",
+  "--disable-sync",
+];
 
 let origin;
 let guard;
@@ -31,7 +39,10 @@ async function admin(method, urlPath, body) {
     headers: { authorization: `Bearer ${TOKEN}`, "content-type": "application/json" },
     body: body === undefined ? undefined : JSON.stringify(body),
   });
-  assert.ok(response.status < 300 || response.status === 409, `${method} ${urlPath}: ${response.status} ${await response.text()}`);
+  assert.ok(
+    response.status < 300 || response.status === 409,
+    `${method} ${urlPath}: ${response.status} ${await response.text()}`,
+  );
 }
 
 /** Open-loop load for `ms`: one request every `everyMs`, bounded in count; returns the statuses. */
@@ -39,7 +50,12 @@ async function load(ms, everyMs) {
   const pending = [];
   const end = Date.now() + ms;
   for (let i = 0; Date.now() < end && i < 2_000; i += 1) {
-    pending.push(fetch(`${guard.url}/api/thing`, { headers: { "x-api-key": KEY } }).then((r) => r.arrayBuffer().then(() => r.status), () => 0));
+    pending.push(
+      fetch(`${guard.url}/api/thing`, { headers: { "x-api-key": KEY } }).then(
+        (r) => r.arrayBuffer().then(() => r.status),
+        () => 0,
+      ),
+    );
     await new Promise((resolve) => setTimeout(resolve, everyMs));
   }
   return Promise.all(pending);
@@ -72,7 +88,9 @@ test("refuses a wrong token and shows no data", async () => {
   await page.goto(`${guard.url}/__guard/dashboard`);
   await page.fill("#token", "not-the-admin-token-0000");
   await page.click("button[type=submit]");
-  await page.waitForFunction(() => document.getElementById("error")?.textContent?.includes("refused"), null, { timeout: 10_000 });
+  await page.waitForFunction(() => document.getElementById("error")?.textContent?.includes("refused"), null, {
+    timeout: 10_000,
+  });
   assert.equal(await page.locator("section.card").count(), 0);
   await page.close();
 });

@@ -75,7 +75,11 @@ describe("proxy abuse", () => {
         controller.enqueue(chunk);
       },
     });
-    const response = await proxied(key, "/upload", { method: "POST", body, headers: { "content-type": "application/octet-stream" } });
+    const response = await proxied(key, "/upload", {
+      method: "POST",
+      body,
+      headers: { "content-type": "application/octet-stream" },
+    });
     expect(await response.text()).toBe(String(chunk.byteLength * chunks));
     // Arrived in pieces, not as one buffered body.
     expect(largestRead).toBeLessThan(chunk.byteLength * chunks);

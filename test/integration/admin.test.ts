@@ -44,7 +44,11 @@ describe("admin security", () => {
     it("is disabled, not open, when no ADMIN_TOKEN is configured", async () => {
       const app = createApp();
       const request = new Request(`http://guard.test/__guard${path}`, init(`Bearer ${ADMIN_TOKEN}`));
-      const response = await app.fetch(request, { ...env, ADMIN_TOKEN: undefined }, { waitUntil() {}, passThroughOnException() {}, props: {} } as unknown as ExecutionContext);
+      const response = await app.fetch(request, { ...env, ADMIN_TOKEN: undefined }, {
+        waitUntil() {},
+        passThroughOnException() {},
+        props: {},
+      } as unknown as ExecutionContext);
       const problem = await expectProblem(response, 401);
       expect(problem.detail).toContain("disabled");
     });
@@ -99,11 +103,14 @@ describe("tenant limits", () => {
     await expectProblem(await admin("GET", `/tenants/${tenant}`), 404);
   });
 
-  it.each(["UPPER", "a b", "..", "x".repeat(64), "%2e%2e", "tenant/evil"])("rejects the tenant name %j", async (name) => {
-    const response = await admin("PUT", `/tenants/${encodeURIComponent(name)}`, LIMITS);
-    expect([400, 404]).toContain(response.status);
-    expect(response.headers.get("content-type")).toBe("application/problem+json");
-  });
+  it.each(["UPPER", "a b", "..", "x".repeat(64), "%2e%2e", "tenant/evil"])(
+    "rejects the tenant name %j",
+    async (name) => {
+      const response = await admin("PUT", `/tenants/${encodeURIComponent(name)}`, LIMITS);
+      expect([400, 404]).toContain(response.status);
+      expect(response.headers.get("content-type")).toBe("application/problem+json");
+    },
+  );
 
   it("answers 404 for an unknown tenant and deletes a known one", async () => {
     const tenant = uniqueTenant("del");
@@ -157,7 +164,9 @@ describe("operations endpoints", () => {
   it("reports every tenant's live state in the overview and as Prometheus metrics", async () => {
     const tenant = uniqueTenant("ops");
     await admin("PUT", `/tenants/${tenant}`, { ...LIMITS, maxQueue: 7 });
-    const data = (await (await admin("GET", "/overview")).json()) as { tenants: Array<{ tenant: string; limits: { maxQueue: number } }> };
+    const data = (await (await admin("GET", "/overview")).json()) as {
+      tenants: Array<{ tenant: string; limits: { maxQueue: number } }>;
+    };
     expect(data.tenants.find((t) => t.tenant === tenant)?.limits.maxQueue).toBe(7);
     const metrics = await admin("GET", "/metrics");
     expect(metrics.headers.get("content-type")).toContain("text/plain; version=0.0.4");

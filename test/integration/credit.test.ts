@@ -70,7 +70,12 @@ describe("credit leases for hot tenants", () => {
     await createTenant(tenant, HOT);
     const stub = tenantStub(tenant);
     const grantedAt = Date.now();
-    const decision = await stub.admit({ priority: "normal", deadline: grantedAt + 1000, fullBehaviour: "evict-lowest", wantCredit: true });
+    const decision = await stub.admit({
+      priority: "normal",
+      deadline: grantedAt + 1000,
+      fullBehaviour: "evict-lowest",
+      wantCredit: true,
+    });
     if (decision.kind !== "admit" || !decision.credit) throw new Error("expected an admission with a credit");
     await stub.release(decision.leaseId, "completed");
     const holding = await stats(tenant);

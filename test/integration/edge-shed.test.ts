@@ -109,7 +109,14 @@ describe("edge shedding under a flood", () => {
     for (const priority of ["low", "low", "high", "high", "critical", "critical"]) {
       sent.push(await guard.send(key, { "x-priority": priority }));
     }
-    expect(guard.events.slice(1).map((e) => e.decidedAt)).toEqual(["object", "edge", "object", "edge", "object", "edge"]);
+    expect(guard.events.slice(1).map((e) => e.decidedAt)).toEqual([
+      "object",
+      "edge",
+      "object",
+      "edge",
+      "object",
+      "edge",
+    ]);
     await Promise.all(sent.map((s) => s.settled()));
     const { counters } = await stats(tenant);
     expect(counters).toMatchObject({ arrived: 7, shed: 6, shedAtEdge: 3 });

@@ -18,7 +18,12 @@ export function installFakeOrigin(handler: OriginHandler = () => Response.json({
     requests.push(request);
     return handler(request);
   }) as typeof fetch;
-  return { requests, restore: () => void (globalThis.fetch = original) };
+  return {
+    requests,
+    restore: () => {
+      globalThis.fetch = original;
+    },
+  };
 }
 
 /**

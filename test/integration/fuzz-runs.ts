@@ -10,7 +10,8 @@ function readRuns(): number {
   const raw = (env as unknown as { FUZZ_RUNS?: string }).FUZZ_RUNS ?? "";
   if (raw === "") return DEFAULT_RUNS;
   const runs = Number(raw);
-  if (!Number.isSafeInteger(runs) || runs < 1) throw new Error(`FUZZ_RUNS must be a positive integer, got ${JSON.stringify(raw)}`);
+  if (!Number.isSafeInteger(runs) || runs < 1)
+    throw new Error(`FUZZ_RUNS must be a positive integer, got ${JSON.stringify(raw)}`);
   return runs;
 }
 

@@ -1,12 +1,27 @@
 import { afterEach, describe, expect, it } from "vitest";
 import { env } from "cloudflare:workers";
-import { createExecutionContext, evictDurableObject, runInDurableObject, waitOnExecutionContext } from "cloudflare:test";
+import {
+  createExecutionContext,
+  evictDurableObject,
+  runInDurableObject,
+  waitOnExecutionContext,
+} from "cloudflare:test";
 import type { DecisionEvent } from "../../src/analytics";
 import { createApp } from "../../src/app";
 import { LEASE_GRACE_MS } from "../../src/admission/leases";
 import type { TenantGuard } from "../../src/tenant-guard";
 import { type FakeOrigin, heldResponses, installFakeOrigin } from "./fake-origin";
-import { LIMITS, admin, createTenant, expectReconciled, proxied, stats, statsWhen, tenantStub, uniqueTenant } from "./support";
+import {
+  LIMITS,
+  admin,
+  createTenant,
+  expectReconciled,
+  proxied,
+  stats,
+  statsWhen,
+  tenantStub,
+  uniqueTenant,
+} from "./support";
 
 let origin: FakeOrigin | undefined;
 afterEach(() => origin?.restore());
@@ -44,7 +59,9 @@ describe("persistence", () => {
     await statsWhen(tenant, (s) => s.state.queued === 1);
     await flushed(tenant);
     // abort() resets the object as a crash would; the call itself rejects with the reason.
-    await runInDurableObject(tenantStub(tenant), (_instance, state) => state.abort("test restart")).catch(() => undefined);
+    await runInDurableObject(tenantStub(tenant), (_instance, state) => state.abort("test restart")).catch(
+      () => undefined,
+    );
     const answer = await queued;
     expect(answer.status).toBe(503);
     expect(((await answer.json()) as { reason: string }).reason).toBe("guard_unavailable");
@@ -67,7 +84,9 @@ describe("persistence", () => {
     const running = proxied(key);
     await statsWhen(tenant, (s) => s.state.inFlight === 1);
     await flushed(tenant);
-    await runInDurableObject(tenantStub(tenant), (_instance, state) => state.abort("test restart")).catch(() => undefined);
+    await runInDurableObject(tenantStub(tenant), (_instance, state) => state.abort("test restart")).catch(
+      () => undefined,
+    );
     held.releaseNext();
     await (await running).text();
     const after = await statsWhen(tenant, (s) => s.state.inFlight === 0);
@@ -97,7 +116,11 @@ describe("lease reaping", () => {
     const tenant = uniqueTenant("twice");
     await createTenant(tenant);
     const stub = tenantStub(tenant);
-    const decision = await stub.admit({ priority: "normal", deadline: Date.now() + 1000, fullBehaviour: "evict-lowest" });
+    const decision = await stub.admit({
+      priority: "normal",
+      deadline: Date.now() + 1000,
+      fullBehaviour: "evict-lowest",
+    });
     if (decision.kind !== "admit") throw new Error("expected admission");
     await stub.release(decision.leaseId, "completed");
     await stub.release(decision.leaseId, "completed");
@@ -157,7 +180,15 @@ describe("analytics", () => {
       await waitOnExecutionContext(ctx);
     }
     expect(events).toEqual([
-      expect.objectContaining({ tenant, outcome: "admitted", reason: "completed", status: 200, priority: "normal", route: "default", method: "GET" }),
+      expect.objectContaining({
+        tenant,
+        outcome: "admitted",
+        reason: "completed",
+        status: 200,
+        priority: "normal",
+        route: "default",
+        method: "GET",
+      }),
       expect.objectContaining({ tenant, outcome: "shed", reason: "rate_limited", status: 429 }),
     ]);
   });

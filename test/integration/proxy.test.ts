@@ -18,9 +18,15 @@ async function expectEverySignal(response: Response, status: number, reason: str
 
 describe("forwarding", () => {
   it("forwards method, path, query, headers and body to the origin and streams the answer back", async () => {
-    origin = installFakeOrigin(async (request) => new Response(`echo:${await request.text()}`, { status: 201, headers: { "x-origin": "yes" } }));
+    origin = installFakeOrigin(
+      async (request) => new Response(`echo:${await request.text()}`, { status: 201, headers: { "x-origin": "yes" } }),
+    );
     const key = await createTenant(uniqueTenant("fwd"));
-    const response = await proxied(key, "/v1/items/a%2Fb?q=1", { method: "POST", body: "payload", headers: { "content-type": "text/plain" } });
+    const response = await proxied(key, "/v1/items/a%2Fb?q=1", {
+      method: "POST",
+      body: "payload",
+      headers: { "content-type": "text/plain" },
+    });
     expect(response.status).toBe(201);
     expect(response.headers.get("x-origin")).toBe("yes");
     expect(response.headers.get("ratelimit")).toMatch(/"guard-rate";r=\d+/);
@@ -36,9 +42,16 @@ describe("forwarding", () => {
     const tenant = uniqueTenant("hdr");
     const key = await createTenant(tenant, { timeoutMs: 3000 });
     const before = Date.now();
-    await (await proxied(key, "/x", {
-      headers: { "x-guard-tenant": "victim", "x-request-deadline": "1", "x-request-timeout-ms": "60000", "x-priority": "critical" },
-    })).text();
+    await (
+      await proxied(key, "/x", {
+        headers: {
+          "x-guard-tenant": "victim",
+          "x-request-deadline": "1",
+          "x-request-timeout-ms": "60000",
+          "x-priority": "critical",
+        },
+      })
+    ).text();
     const seen = origin.requests[0]!.headers;
     expect(seen.get("x-guard-tenant")).toBe(tenant);
     expect(seen.get("x-guard-priority")).toBe("normal");
@@ -51,8 +64,14 @@ describe("forwarding", () => {
   });
 
   it("passes a compressed origin body through as it is, decoded once by the client", async () => {
-    const gzipped = new Uint8Array(await new Response(new Blob(["hello hello hello"]).stream().pipeThrough(new CompressionStream("gzip"))).arrayBuffer());
-    origin = installFakeOrigin(() => new Response(gzipped, { headers: { "content-encoding": "gzip", "content-type": "text/plain" } }));
+    const gzipped = new Uint8Array(
+      await new Response(
+        new Blob(["hello hello hello"]).stream().pipeThrough(new CompressionStream("gzip")),
+      ).arrayBuffer(),
+    );
+    origin = installFakeOrigin(
+      () => new Response(gzipped, { headers: { "content-encoding": "gzip", "content-type": "text/plain" } }),
+    );
     const key = await createTenant(uniqueTenant("gzip"));
     const response = await proxied(key);
     // Decoded by the guard without the header, or re-encoded twice, this would not read back.
@@ -127,7 +146,12 @@ describe("shedding", () => {
     const held = heldResponses();
     origin = installFakeOrigin(held.handler);
     const tenant = uniqueTenant("evict");
-    const key = await createTenant(tenant, { maxInFlight: 1, maxQueue: 1, maxWaitMs: 5000, maxClientPriority: "critical" });
+    const key = await createTenant(tenant, {
+      maxInFlight: 1,
+      maxQueue: 1,
+      maxWaitMs: 5000,
+      maxClientPriority: "critical",
+    });
     const running = proxied(key);
     await statsWhen(tenant, (s) => s.state.inFlight === 1);
     const low = proxied(key, "/x", { headers: { "x-priority": "low" } });
@@ -246,7 +270,9 @@ describe("deadlines and releases", () => {
   });
 
   it("releases the slot when the client cancels the body", async () => {
-    origin = installFakeOrigin(() => new Response(new ReadableStream({ pull: (c) => c.enqueue(new Uint8Array(1024)) })));
+    origin = installFakeOrigin(
+      () => new Response(new ReadableStream({ pull: (c) => c.enqueue(new Uint8Array(1024)) })),
+    );
     const tenant = uniqueTenant("cancel");
     const key = await createTenant(tenant);
     const response = await proxied(key);

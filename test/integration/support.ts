@@ -69,7 +69,10 @@ export async function statsWhen(
 }
 
 export function proxied(tenantKey: string, path = "/api/thing", init: RequestInit = {}) {
-  return guardFetch(path, { ...init, headers: { "x-api-key": tenantKey, ...(init.headers as Record<string, string>) } });
+  return guardFetch(path, {
+    ...init,
+    headers: { "x-api-key": tenantKey, ...(init.headers as Record<string, string>) },
+  });
 }
 
 /**
@@ -98,7 +101,11 @@ export function recordingGuard() {
   const app = createApp({ sink: () => ({ record: (event) => events.push(event) }), random: () => 0 });
   const send = async (key: string, headers: Record<string, string> = {}, options: { read?: boolean } = {}) => {
     const ctx = createExecutionContext();
-    const response = await app.fetch(new Request("http://guard.test/flood", { headers: { "x-api-key": key, ...headers } }), env, ctx);
+    const response = await app.fetch(
+      new Request("http://guard.test/flood", { headers: { "x-api-key": key, ...headers } }),
+      env,
+      ctx,
+    );
     const body = options.read === false ? "" : await response.text();
     return { response, body, settled: () => waitOnExecutionContext(ctx) };
   };

@@ -300,8 +300,7 @@ export class GuardDriver {
       const grantsBefore = this.record.grants.length;
       const timeoutsBefore = this.record.timedOut.length;
       this.pumpAt(this.now);
-      const progressed =
-        this.record.grants.length > grantsBefore || this.record.timedOut.length > timeoutsBefore;
+      const progressed = this.record.grants.length > grantsBefore || this.record.timedOut.length > timeoutsBefore;
       const next = nextWakeAt(this.core, this.limits);
       this.record.wakes.push({ dueAt, firedAt: this.now, progressed, nextWakeAt: next });
       // A wake that changes nothing and re-arms for the same moment would spin forever; the

@@ -25,7 +25,10 @@ const contendedLimits = fc.record({
   burst: fc.integer({ min: 1, max: 5 }),
   maxInFlight: fc.integer({ min: 1, max: 4 }),
   maxQueue: fc.oneof(fc.integer({ min: 0, max: 3 }), fc.integer({ min: 4, max: 10 })),
-  maxWaitMs: fc.oneof({ weight: 1, arbitrary: fc.constant(0) }, { weight: 6, arbitrary: fc.integer({ min: 500, max: 4_000 }) }),
+  maxWaitMs: fc.oneof(
+    { weight: 1, arbitrary: fc.constant(0) },
+    { weight: 6, arbitrary: fc.integer({ min: 500, max: 4_000 }) },
+  ),
 });
 
 // The whole range tenant-config.ts accepts, so extreme settings are tried too.
@@ -122,11 +125,7 @@ function exercise(scenario: Scenario, check: Check): GuardDriver {
   return driver;
 }
 
-function assertForAllTraffic(
-  check: Check,
-  shape: TrafficShape = ANY_TRAFFIC,
-  examples: [Scenario][] = [],
-): void {
+function assertForAllTraffic(check: Check, shape: TrafficShape = ANY_TRAFFIC, examples: [Scenario][] = []): void {
   fc.assert(
     fc.property(scenarioArb(shape), (scenario) => {
       exercise(scenario, check);

@@ -16,19 +16,25 @@ const T0 = 1_700_000_000_000;
 const LIMITS: AdmissionLimits = { rate: 10, burst: 2, maxInFlight: 2, maxQueue: 3, maxWaitMs: 1000 };
 
 let n = 0;
-function arrival(priority: Priority = "normal", deadlineIn = 5000, fullBehaviour: FullBehaviour = "evict-lowest"): Arrival {
+function arrival(
+  priority: Priority = "normal",
+  deadlineIn = 5000,
+  fullBehaviour: FullBehaviour = "evict-lowest",
+): Arrival {
   n += 1;
   return { id: `r${n}`, priority, deadline: T0 + deadlineIn, fullBehaviour };
 }
 
 /** Runs arrivals at T0 through pump + arrive, as the Durable Object does. */
 function arriveAll(state: AdmissionState, limits: AdmissionLimits, arrivals: Arrival[], now = T0) {
-  return arrivals.map((a) => {
-    state = pump(state, limits, now).state;
-    const result = arrive(state, limits, a, now);
-    state = result.state;
-    return result;
-  }).map((result, _i, all) => ({ ...result, final: all[all.length - 1]!.state }));
+  return arrivals
+    .map((a) => {
+      state = pump(state, limits, now).state;
+      const result = arrive(state, limits, a, now);
+      state = result.state;
+      return result;
+    })
+    .map((result, _i, all) => ({ ...result, final: all[all.length - 1]!.state }));
 }
 
 describe("admission", () => {
@@ -80,7 +86,11 @@ describe("admission", () => {
   });
 
   it("sheds queue_full when the queue is at its bound and the arrival is not higher than anyone", () => {
-    const results = arriveAll(initialState(LIMITS, T0), LIMITS, [1, 2, 3, 4, 5, 6].map(() => arrival()));
+    const results = arriveAll(
+      initialState(LIMITS, T0),
+      LIMITS,
+      [1, 2, 3, 4, 5, 6].map(() => arrival()),
+    );
     expect(results.map((r) => r.outcome.kind)).toEqual(["admit", "admit", "queued", "queued", "queued", "shed"]);
     expect(results[5]!.outcome).toMatchObject({ reason: "queue_full" });
     expect(results[5]!.final.queue).toHaveLength(3);
@@ -96,21 +106,39 @@ describe("admission", () => {
   });
 
   it("with shed-newest sheds the arrival even if it is higher than what is queued", () => {
-    const arrivals = [arrival(), arrival(), arrival("low"), arrival("low"), arrival("low"), arrival("high", 5000, "shed-newest")];
+    const arrivals = [
+      arrival(),
+      arrival(),
+      arrival("low"),
+      arrival("low"),
+      arrival("low"),
+      arrival("high", 5000, "shed-newest"),
+    ];
     const last = arriveAll(initialState(LIMITS, T0), LIMITS, arrivals)[5]!;
     expect(last.outcome).toMatchObject({ kind: "shed", reason: "queue_full" });
     expect(last.evicted).toHaveLength(0);
   });
 
   it("with shed-oldest displaces the oldest waiter of the lowest class", () => {
-    const arrivals = [arrival(), arrival(), arrival("low"), arrival("low"), arrival("low"), arrival("low", 5000, "shed-oldest")];
+    const arrivals = [
+      arrival(),
+      arrival(),
+      arrival("low"),
+      arrival("low"),
+      arrival("low"),
+      arrival("low", 5000, "shed-oldest"),
+    ];
     const last = arriveAll(initialState(LIMITS, T0), LIMITS, arrivals)[5]!;
     expect(last.outcome.kind).toBe("queued");
     expect(last.evicted.map((w) => w.id)).toEqual([arrivals[2]!.id]);
   });
 
   it("with block waits for the whole deadline budget instead of maxWaitMs", () => {
-    const results = arriveAll(initialState(LIMITS, T0), LIMITS, [arrival(), arrival(), arrival("normal", 4000, "block")]);
+    const results = arriveAll(initialState(LIMITS, T0), LIMITS, [
+      arrival(),
+      arrival(),
+      arrival("normal", 4000, "block"),
+    ]);
     const third = results[2]!.outcome;
     expect(third.kind === "queued" && third.waiter.expiresAt).toBe(T0 + 4000);
   });
@@ -167,7 +195,11 @@ describe("admission", () => {
   });
 
   it("on a change of limits clamps tokens and trims the queue to the new bound", () => {
-    const state = arriveAll(initialState(LIMITS, T0), LIMITS, [1, 2, 3, 4, 5].map(() => arrival()))[4]!.final;
+    const state = arriveAll(
+      initialState(LIMITS, T0),
+      LIMITS,
+      [1, 2, 3, 4, 5].map(() => arrival()),
+    )[4]!.final;
     const applied = applyLimits(state, { ...LIMITS, burst: 1, maxQueue: 1 });
     expect(applied.state.queue).toHaveLength(1);
     expect(applied.evicted).toHaveLength(2);

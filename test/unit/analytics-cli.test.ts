@@ -24,12 +24,18 @@ async function fakeSqlApi(answer: (sql: string) => { status: number; body: strin
   });
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
   const { port } = server.address() as AddressInfo;
-  return { received, base: `http://127.0.0.1:${port}`, close: () => new Promise<void>((resolve) => server.close(() => resolve())) };
+  return {
+    received,
+    base: `http://127.0.0.1:${port}`,
+    close: () => new Promise<void>((resolve) => server.close(() => resolve())),
+  };
 }
 
 function runCli(args: string[], env: Record<string, string>) {
   return new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) => {
-    const child = spawn(process.execPath, ["scripts/analytics.mjs", ...args], { env: { PATH: process.env.PATH ?? "", ...env } });
+    const child = spawn(process.execPath, ["scripts/analytics.mjs", ...args], {
+      env: { PATH: process.env.PATH ?? "", ...env },
+    });
     let stdout = "";
     let stderr = "";
     child.stdout.on("data", (chunk: Buffer) => (stdout += chunk.toString()));
@@ -74,7 +80,11 @@ describe("npm run analytics", () => {
   it("runs all four reports by default", async () => {
     const api = await fakeSqlApi(() => ({ status: 200, body: ROWS }));
     close = api.close;
-    const result = await runCli([], { CLOUDFLARE_ACCOUNT_ID: "a", CLOUDFLARE_API_TOKEN: "t", CLOUDFLARE_API_BASE: api.base });
+    const result = await runCli([], {
+      CLOUDFLARE_ACCOUNT_ID: "a",
+      CLOUDFLARE_API_TOKEN: "t",
+      CLOUDFLARE_API_BASE: api.base,
+    });
     expect(result.code).toBe(0);
     const sqls = api.received.map((r) => r.sql);
     expect(sqls).toHaveLength(4);
@@ -92,7 +102,11 @@ describe("npm run analytics", () => {
   it("reports the API's error status and message", async () => {
     const api = await fakeSqlApi(() => ({ status: 403, body: '{"errors":[{"message":"Authentication error"}]}' }));
     close = api.close;
-    const result = await runCli(["--query", "wait"], { CLOUDFLARE_ACCOUNT_ID: "a", CLOUDFLARE_API_TOKEN: "bad", CLOUDFLARE_API_BASE: api.base });
+    const result = await runCli(["--query", "wait"], {
+      CLOUDFLARE_ACCOUNT_ID: "a",
+      CLOUDFLARE_API_TOKEN: "bad",
+      CLOUDFLARE_API_BASE: api.base,
+    });
     expect(result.code).toBe(1);
     expect(result.stderr).toContain("the SQL API answered 403");
     expect(result.stderr).toContain("Authentication error");
@@ -103,7 +117,11 @@ describe("npm run analytics", () => {
     [["--since", "1h; DROP"], "--since"],
     [["--query", "everything"], "--query"],
   ])("refuses %j without building any SQL from it", async (args, flag) => {
-    const result = await runCli(args, { CLOUDFLARE_ACCOUNT_ID: "a", CLOUDFLARE_API_TOKEN: "t", CLOUDFLARE_API_BASE: "http://127.0.0.1:9" });
+    const result = await runCli(args, {
+      CLOUDFLARE_ACCOUNT_ID: "a",
+      CLOUDFLARE_API_TOKEN: "t",
+      CLOUDFLARE_API_BASE: "http://127.0.0.1:9",
+    });
     expect(result.code).toBe(2);
     expect(result.stderr).toContain(flag);
   });

@@ -14,7 +14,15 @@ describe("credit size", () => {
   });
 
   it("is zero while anyone waits in the queue", () => {
-    const waiter = { id: "w", priority: "low" as const, deadline: T0 + 1, fullBehaviour: "evict-lowest" as const, seq: 0, enqueuedAt: T0, expiresAt: T0 + 1 };
+    const waiter = {
+      id: "w",
+      priority: "low" as const,
+      deadline: T0 + 1,
+      fullBehaviour: "evict-lowest" as const,
+      seq: 0,
+      enqueuedAt: T0,
+      expiresAt: T0 + 1,
+    };
     expect(creditSize(state({ queue: [waiter] }), HOT)).toBe(0);
   });
 

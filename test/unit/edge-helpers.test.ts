@@ -67,7 +67,12 @@ describe("header hygiene", () => {
   });
 
   it("keeps the origin's end-to-end response headers, including its encoding", () => {
-    const origin = new Headers({ "content-encoding": "gzip", "transfer-encoding": "chunked", "set-cookie": "a=1", connection: "close" });
+    const origin = new Headers({
+      "content-encoding": "gzip",
+      "transfer-encoding": "chunked",
+      "set-cookie": "a=1",
+      connection: "close",
+    });
     const headers = clientResponseHeaders(origin);
     expect(headers.get("content-encoding")).toBe("gzip");
     expect(headers.has("transfer-encoding")).toBe(false);

@@ -10,7 +10,10 @@ import {
 
 const T0 = 1_700_000_000_000;
 let n = 0;
-const fresh = () => `tenant:ledger-${(n += 1)}`;
+const fresh = () => {
+  n += 1;
+  return `tenant:ledger-${n}`;
+};
 
 describe("local shed ledger", () => {
   it("schedules one report for a new batch, and none for the sheds that follow", () => {

@@ -9,9 +9,30 @@ const overview: Overview = {
   tenants: [
     {
       tenant: "acme",
-      limits: { rate: 10, burst: 20, maxInFlight: 4, maxQueue: 8, maxWaitMs: 100, maxClientPriority: "normal", routes: [] },
-      state: { tokens: 3.5, inFlight: 2, lingering: 0, creditSlots: 0, queued: 1, queuedByPriority: { low: 1, normal: 0, high: 0, critical: 0 }, holdMsEwma: 12 },
-      counters: { ...emptyCounters(), arrived: 9, shed: 3, shedByReason: { ...emptyCounters().shedByReason, queue_full: 3 } },
+      limits: {
+        rate: 10,
+        burst: 20,
+        maxInFlight: 4,
+        maxQueue: 8,
+        maxWaitMs: 100,
+        maxClientPriority: "normal",
+        routes: [],
+      },
+      state: {
+        tokens: 3.5,
+        inFlight: 2,
+        lingering: 0,
+        creditSlots: 0,
+        queued: 1,
+        queuedByPriority: { low: 1, normal: 0, high: 0, critical: 0 },
+        holdMsEwma: 12,
+      },
+      counters: {
+        ...emptyCounters(),
+        arrived: 9,
+        shed: 3,
+        shedByReason: { ...emptyCounters().shedByReason, queue_full: 3 },
+      },
       keys: 1,
     },
   ],
@@ -38,7 +59,9 @@ describe("Prometheus exposition", () => {
   it("ends with a newline and has one sample per line in the text format", () => {
     expect(text.endsWith("\n")).toBe(true);
     for (const line of text.trimEnd().split("\n")) {
-      expect(line).toMatch(/^(# (HELP|TYPE) \w+ .+|\w+(\{[^}]*\})? [-+0-9.eE]+|\w+(\{[^}]*\})? [+-]Inf|\w+(\{[^}]*\})? NaN)$/);
+      expect(line).toMatch(
+        /^(# (HELP|TYPE) \w+ .+|\w+(\{[^}]*\})? [-+0-9.eE]+|\w+(\{[^}]*\})? [+-]Inf|\w+(\{[^}]*\})? NaN)$/,
+      );
     }
   });
 });

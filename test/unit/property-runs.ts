@@ -9,7 +9,7 @@ const DEFAULT_RUNS = 200;
 
 function readRuns(): number {
   // workers-types declares `process` loosely; the unit tier runs in Node, where it is real.
-  const raw: unknown = process.env["PROPERTY_RUNS"];
+  const raw: unknown = process.env.PROPERTY_RUNS;
   if (raw === undefined || raw === "") return DEFAULT_RUNS;
   const runs = Number(raw);
   if (!Number.isSafeInteger(runs) || runs < 1) {

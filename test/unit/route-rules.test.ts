@@ -19,7 +19,11 @@ const classify = compileRoutes(config);
 
 describe("route rules", () => {
   it("match method and exact path; methods are case-insensitive in config", () => {
-    expect(classify("POST", "/v1/payments")).toMatchObject({ priority: "critical", timeoutMs: 8000, fullBehaviour: "block" });
+    expect(classify("POST", "/v1/payments")).toMatchObject({
+      priority: "critical",
+      timeoutMs: 8000,
+      fullBehaviour: "block",
+    });
     expect(classify("GET", "/v1/payments")).toMatchObject({ priority: "normal", route: "default" });
   });
 
@@ -30,7 +34,12 @@ describe("route rules", () => {
   });
 
   it("fall back to normal priority, the tenant's timeout and evict-lowest", () => {
-    expect(classify("GET", "/other")).toEqual({ route: "default", priority: "normal", timeoutMs: 4000, fullBehaviour: "evict-lowest" });
+    expect(classify("GET", "/other")).toEqual({
+      route: "default",
+      priority: "normal",
+      timeoutMs: 4000,
+      fullBehaviour: "evict-lowest",
+    });
   });
 
   it("treat regex characters in patterns literally", () => {

@@ -65,7 +65,10 @@ describe("saturation verdicts from the object", () => {
   it("treat a tenant without a queue as having no room, whatever the budget", () => {
     const limits = { ...LIMITS, maxQueue: 0 };
     const state = { ...initialState(limits, T0), bucket: { tokens: 0, updatedAt: T0 } };
-    expect(saturationAfterShed(state, limits, arrival(), "rate_limited", 100, 100)).toMatchObject({ noRoom: true, holdForMs: 100 });
+    expect(saturationAfterShed(state, limits, arrival(), "rate_limited", 100, 100)).toMatchObject({
+      noRoom: true,
+      holdForMs: 100,
+    });
   });
 
   it("say nothing when the arrival was refused only because its own budget was spent", () => {
@@ -78,16 +81,40 @@ describe("saturation verdicts from the object", () => {
 });
 
 describe("local decisions at the edge", () => {
-  const fullQueue = held({ reason: "queue_full", coversUpTo: "normal", noRoom: true, waitMs: 300, holdForMs: 40, retryAfterMs: 300, serviceMs: 50 });
-  const tooLong = held({ reason: "rate_limited", coversUpTo: "normal", noRoom: false, waitMs: 800, holdForMs: 200, retryAfterMs: 800, serviceMs: 50 });
-  const request = (priority: Priority, waitBudgetMs = 500, fullBehaviour: Arrival["fullBehaviour"] = "evict-lowest") => ({
+  const fullQueue = held({
+    reason: "queue_full",
+    coversUpTo: "normal",
+    noRoom: true,
+    waitMs: 300,
+    holdForMs: 40,
+    retryAfterMs: 300,
+    serviceMs: 50,
+  });
+  const tooLong = held({
+    reason: "rate_limited",
+    coversUpTo: "normal",
+    noRoom: false,
+    waitMs: 800,
+    holdForMs: 200,
+    retryAfterMs: 800,
+    serviceMs: 50,
+  });
+  const request = (
+    priority: Priority,
+    waitBudgetMs = 500,
+    fullBehaviour: Arrival["fullBehaviour"] = "evict-lowest",
+  ) => ({
     priority,
     waitBudgetMs,
     fullBehaviour,
   });
 
   it("shed a covered request while there is no room, with Retry-After counted down", () => {
-    expect(decideLocally(fullQueue, request("low", 60_000), T0 + 10)).toEqual({ kind: "shed", reason: "queue_full", retryAfterMs: 290 });
+    expect(decideLocally(fullQueue, request("low", 60_000), T0 + 10)).toEqual({
+      kind: "shed",
+      reason: "queue_full",
+      retryAfterMs: 290,
+    });
     expect(decideLocally(fullQueue, request("normal"), T0 + 39).kind).toBe("shed");
     expect(decideLocally(fullQueue, request("normal"), T0 + 40).kind).toBe("ask");
   });
@@ -103,7 +130,11 @@ describe("local decisions at the edge", () => {
   });
 
   it("shed a budget the object refused while the verdict holds, then while the shrinking wait still exceeds it", () => {
-    expect(decideLocally(tooLong, request("normal", 700), T0 + 150)).toEqual({ kind: "shed", reason: "rate_limited", retryAfterMs: 650 });
+    expect(decideLocally(tooLong, request("normal", 700), T0 + 150)).toEqual({
+      kind: "shed",
+      reason: "rate_limited",
+      retryAfterMs: 650,
+    });
     expect(decideLocally(tooLong, request("normal", 700), T0 + 200).kind).toBe("ask");
     expect(decideLocally(tooLong, request("normal", 100), T0 + 600).kind).toBe("shed");
     expect(decideLocally(tooLong, request("normal", 100), T0 + 700).kind).toBe("ask");

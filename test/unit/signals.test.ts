@@ -4,11 +4,22 @@ import { rateLimitField, rateLimitPolicyField } from "../../src/ratelimit-fields
 import { pessimisticQuota, shedResponse, shedStatus } from "../../src/signals";
 import type { Quota } from "../../src/tenant/rpc";
 
-const quota: Quota = { rate: 10, burst: 100, tokens: 37.6, inFlight: 3, maxInFlight: 5, queued: 2, maxQueue: 10, msUntilFull: 6240 };
+const quota: Quota = {
+  rate: 10,
+  burst: 100,
+  tokens: 37.6,
+  inFlight: 3,
+  maxInFlight: 5,
+  queued: 2,
+  maxQueue: 10,
+  msUntilFull: 6240,
+};
 
 describe("RateLimit fields (draft-ietf-httpapi-ratelimit-headers-11)", () => {
   it("announce the bucket and the concurrency limit as policies", () => {
-    expect(rateLimitPolicyField(quota)).toBe('"guard-rate";q=100;w=10, "guard-concurrency";q=5;qu="concurrent-requests"');
+    expect(rateLimitPolicyField(quota)).toBe(
+      '"guard-rate";q=100;w=10, "guard-concurrency";q=5;qu="concurrent-requests"',
+    );
   });
 
   it("report what is left and when the bucket is full again", () => {
@@ -54,11 +65,19 @@ describe("shed responses", () => {
   });
 
   it("spreads Retry-After across clients", () => {
-    const values = new Set([0, 0.25, 0.5, 0.75, 0.99].map((r) => shedResponse({ ...signal, reason: "queue_full", retryAfterMs: 4000 }, () => r).headers.get("retry-after")));
+    const values = new Set(
+      [0, 0.25, 0.5, 0.75, 0.99].map((r) =>
+        shedResponse({ ...signal, reason: "queue_full", retryAfterMs: 4000 }, () => r).headers.get("retry-after"),
+      ),
+    );
     expect(values.size).toBeGreaterThan(1);
   });
 
   it("reports nothing left when the object could not be asked", () => {
-    expect(pessimisticQuota({ rate: 10, burst: 20, maxInFlight: 4, maxQueue: 8 })).toMatchObject({ tokens: 0, inFlight: 4, msUntilFull: 2000 });
+    expect(pessimisticQuota({ rate: 10, burst: 20, maxInFlight: 4, maxQueue: 8 })).toMatchObject({
+      tokens: 0,
+      inFlight: 4,
+      msUntilFull: 2000,
+    });
   });
 });

@@ -16,7 +16,15 @@ const T0 = 1_700_000_000_000;
 let seq = 0;
 function waiter(priority: Priority, expiresAt = T0 + 1000): Waiter {
   seq += 1;
-  return { id: `w${seq}`, priority, deadline: expiresAt, fullBehaviour: "evict-lowest", seq, enqueuedAt: T0, expiresAt };
+  return {
+    id: `w${seq}`,
+    priority,
+    deadline: expiresAt,
+    fullBehaviour: "evict-lowest",
+    seq,
+    enqueuedAt: T0,
+    expiresAt,
+  };
 }
 
 function build(...priorities: Priority[]) {
