@@ -9,6 +9,9 @@ import { FUZZ_RUNS, FUZZ_TIMEOUT_MS } from "./fuzz-runs";
  * problem+json that says what is wrong, and the stored limits unchanged by anything refused.
  */
 const tenant = uniqueTenant("fuzz");
+// Random paths may well PUT or DELETE the tenants they name: they get one of their own, so the
+// reference tenant's limits are only ever touched by the properties that check them.
+const pathTenant = uniqueTenant("fuzz-paths");
 const stored = { ...LIMITS, maxClientPriority: "normal", routes: [] };
 
 beforeAll(async () => {
@@ -20,7 +23,12 @@ async function expectProblemOrSuccess(response: Response, allowed: number[]) {
   expect(allowed).toContain(response.status);
   if (response.status >= 400) {
     expect(response.headers.get("content-type")).toBe("application/problem+json");
-    const problem = (await response.json()) as { status: number; title: string; detail: string; errors?: Array<{ field: string; message: string }> };
+    const problem = (await response.json()) as {
+      status: number;
+      title: string;
+      detail: string;
+      errors?: Array<{ field: string; message: string }>;
+    };
     expect(problem.status).toBe(response.status);
     expect(problem.detail.length).toBeGreaterThan(0);
     if (response.status === 400 && problem.errors) {
@@ -41,17 +49,35 @@ async function expectLimitsUnchanged() {
 
 /** Valid limits with one field replaced by anything at all, or a field added. */
 const mutatedLimits = fc.oneof(
-  fc.record({ field: fc.constantFrom(...Object.keys(LIMITS), "timeoutMs", "maxClientPriority", "routes"), value: fc.jsonValue() }).map(
-    ({ field, value }) => ({ ...LIMITS, [field]: value }),
-  ),
-  fc.record({
-    field: fc.constantFrom("rate", "burst", "maxInFlight", "maxQueue", "maxWaitMs", "timeoutMs"),
-    value: fc.oneof(fc.double({ noNaN: true }), fc.integer(), fc.constant(1e308), fc.constant(-0), fc.constant(2 ** 53 + 1)),
-  }).map(({ field, value }) => ({ ...LIMITS, [field]: value })),
-  fc.record({ routes: fc.array(fc.record({ method: fc.string(), path: fc.string(), priority: fc.string(), fullBehaviour: fc.string() }), { maxLength: 70 }) }).map(
-    ({ routes }) => ({ ...LIMITS, routes }),
-  ),
-  fc.dictionary(fc.string(), fc.jsonValue()).map((extra) => ({ ...extra, ...LIMITS, [`x${Object.keys(extra).length}`]: 1 })),
+  fc
+    .record({
+      field: fc.constantFrom(...Object.keys(LIMITS), "timeoutMs", "maxClientPriority", "routes"),
+      value: fc.jsonValue(),
+    })
+    .map(({ field, value }) => ({ ...LIMITS, [field]: value })),
+  fc
+    .record({
+      field: fc.constantFrom("rate", "burst", "maxInFlight", "maxQueue", "maxWaitMs", "timeoutMs"),
+      value: fc.oneof(
+        fc.double({ noNaN: true }),
+        fc.integer(),
+        fc.constant(1e308),
+        fc.constant(-0),
+        fc.constant(2 ** 53 + 1),
+      ),
+    })
+    .map(({ field, value }) => ({ ...LIMITS, [field]: value })),
+  fc
+    .record({
+      routes: fc.array(
+        fc.record({ method: fc.string(), path: fc.string(), priority: fc.string(), fullBehaviour: fc.string() }),
+        { maxLength: 70 },
+      ),
+    })
+    .map(({ routes }) => ({ ...LIMITS, routes })),
+  fc
+    .dictionary(fc.string(), fc.jsonValue())
+    .map((extra) => ({ ...extra, ...LIMITS, [`x${Object.keys(extra).length}`]: 1 })),
 );
 
 /** Raw bodies: random JSON, text that is not JSON, deep nesting, huge numbers. */
@@ -59,8 +85,16 @@ const rawBody = fc.oneof(
   fc.jsonValue().map((value) => JSON.stringify(value)),
   fc.string({ unit: "binary" }),
   fc.integer({ min: 1, max: 20_000 }).map((depth) => "[".repeat(depth) + "]".repeat(depth)),
-  fc.integer({ min: 1, max: 5_000 }).map((depth) => '{"a":'.repeat(depth) + "1" + "}".repeat(depth)),
-  fc.constantFrom("{", "NaN", '{"rate":NaN}', '{"rate":1e999}', "\u0000", '{"__proto__":{"rate":1}}', '{"constructor":{"prototype":{}}}'),
+  fc.integer({ min: 1, max: 5_000 }).map((depth) => `${'{"a":'.repeat(depth)}1${"}".repeat(depth)}`),
+  fc.constantFrom(
+    "{",
+    "NaN",
+    '{"rate":NaN}',
+    '{"rate":1e999}',
+    "\u0000",
+    '{"__proto__":{"rate":1}}',
+    '{"constructor":{"prototype":{}}}',
+  ),
 );
 
 describe("admin API fuzzing", () => {
@@ -89,11 +123,15 @@ describe("admin API fuzzing", () => {
     "answers raw and malformed bodies with 400, 413 or 415 problems and changes nothing",
     async () => {
       await fc.assert(
-        fc.asyncProperty(rawBody, fc.constantFrom("application/json", "text/plain", "application/json; charset=utf-8", ""), async (body, type) => {
-          const response = await admin("PUT", `/tenants/${tenant}`, body, { "content-type": type });
-          await expectProblemOrSuccess(response, [200, 400, 413, 415]);
-          if (response.status === 200) expect((await admin("PUT", `/tenants/${tenant}`, LIMITS)).status).toBe(200);
-        }),
+        fc.asyncProperty(
+          rawBody,
+          fc.constantFrom("application/json", "text/plain", "application/json; charset=utf-8", ""),
+          async (body, type) => {
+            const response = await admin("PUT", `/tenants/${tenant}`, body, { "content-type": type });
+            await expectProblemOrSuccess(response, [200, 400, 413, 415]);
+            if (response.status === 200) expect((await admin("PUT", `/tenants/${tenant}`, LIMITS)).status).toBe(200);
+          },
+        ),
         { numRuns: FUZZ_RUNS },
       );
       await expectLimitsUnchanged();
@@ -106,7 +144,7 @@ describe("admin API fuzzing", () => {
     async () => {
       const segment = fc.oneof(
         fc.string({ unit: "grapheme" }),
-        fc.constantFrom("..", ".", "%2e%2e", "%2F", "%00", "%ff", "%", "tenants", tenant, "keys", "a".repeat(300)),
+        fc.constantFrom("..", ".", "%2e%2e", "%2F", "%00", "%ff", "%", "tenants", pathTenant, "keys", "a".repeat(300)),
       );
       await fc.assert(
         fc.asyncProperty(
@@ -139,7 +177,12 @@ describe("admin API fuzzing", () => {
           fc.oneof(
             fc.string(),
             fc.string().map((s) => `Bearer ${s}`),
-            fc.constantFrom(`Bearer ${ADMIN_TOKEN.slice(0, -1)}`, `bearer  ${ADMIN_TOKEN}x`, `Bearer ${ADMIN_TOKEN} extra`, `Token ${ADMIN_TOKEN}`),
+            fc.constantFrom(
+              `Bearer ${ADMIN_TOKEN.slice(0, -1)}`,
+              `bearer  ${ADMIN_TOKEN}x`,
+              `Bearer ${ADMIN_TOKEN} extra`,
+              `Token ${ADMIN_TOKEN}`,
+            ),
           ),
           async (authorization) => {
             let headers: Headers;
@@ -148,7 +191,11 @@ describe("admin API fuzzing", () => {
             } catch {
               return; // not a header value any client could send
             }
-            const response = await guardFetch(`/__guard/tenants/${tenant}`, { method: "PUT", headers, body: JSON.stringify({ ...LIMITS, rate: 1 }) });
+            const response = await guardFetch(`/__guard/tenants/${tenant}`, {
+              method: "PUT",
+              headers,
+              body: JSON.stringify({ ...LIMITS, rate: 1 }),
+            });
             expect(await response.clone().text()).not.toContain(ADMIN_TOKEN);
             await expectProblemOrSuccess(response, [401]);
           },
