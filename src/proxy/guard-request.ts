@@ -72,6 +72,9 @@ interface Admitted {
  */
 const MIN_FORWARD_BUDGET_MS = 10;
 
+/** After a 504 the origin was slow, not full: a short, jittered pause before a retry. */
+const DEADLINE_RETRY_MS = 1_000;
+
 /** How long a client should stay away when the guard itself cannot decide. */
 const UNAVAILABLE_RETRY_MS = 2_000;
 
@@ -302,6 +305,17 @@ export async function guardRequest(
   }
 }
 
+/** The fields every decision record takes from the request and its plan. */
+function planEvent(request: Request, plan: Plan) {
+  return {
+    tenant: plan.identity.tenant.name,
+    priority: plan.priority,
+    route: plan.route,
+    method: request.method,
+    budgetMs: plan.budgetMs,
+  };
+}
+
 function shed(
   ports: ProxyPorts,
   request: Request,
@@ -327,19 +341,15 @@ function shed(
     ports.random,
   );
   ports.sink.record({
-    tenant: plan.identity.tenant.name,
+    ...planEvent(request, plan),
     outcome: reason === "deadline_exceeded" ? "error" : "shed",
     reason,
-    priority: plan.priority,
-    route: plan.route,
-    method: request.method,
     decidedAt,
     queueWaitMs: waitedMs,
     queueDepth: effectiveQuota.queued,
     status: response.status,
     originMs,
     inFlight: effectiveQuota.inFlight,
-    budgetMs: plan.budgetMs,
   });
   return response;
 }
@@ -361,39 +371,38 @@ async function forwardAdmitted(
     admission.release(outcome);
     if (!recorded) {
       ports.sink.record({
-        tenant: plan.identity.tenant.name,
+        ...planEvent(request, plan),
         outcome: outcome === "origin_failed" || outcome === "deadline_exceeded" ? "error" : "admitted",
         reason: outcome,
-        priority: plan.priority,
-        route: plan.route,
-        method: request.method,
         decidedAt: admission.decidedAt,
         queueWaitMs: admission.waitedMs,
         queueDepth: admission.quota.queued,
         status,
         originMs: Date.now() - forwardedAt,
         inFlight: admission.quota.inFlight,
-        budgetMs: plan.budgetMs,
       });
     }
   };
 
-  const timeoutMs = remainingMs(plan.deadline, forwardedAt);
-  if (timeoutMs < MIN_FORWARD_BUDGET_MS) {
-    // Admitted at the last moment: sending it now would only be late work for the origin.
-    finish("cancelled", 504, true);
+  /** The 504: releases the slot as `outcome` and answers with the shed signals. */
+  const deadlineAnswer = (outcome: ReleaseOutcome, originMs: number) => {
+    finish(outcome, 504, true);
     return shed(
       ports,
       request,
       plan,
       "deadline_exceeded",
-      1_000,
+      DEADLINE_RETRY_MS,
       admission.quota,
       admission.waitedMs,
-      0,
+      originMs,
       admission.decidedAt,
     );
-  }
+  };
+
+  const timeoutMs = remainingMs(plan.deadline, forwardedAt);
+  // Admitted at the last moment: sending it now would only be late work for the origin.
+  if (timeoutMs < MIN_FORWARD_BUDGET_MS) return deadlineAnswer("cancelled", 0);
   const config = guardConfig(env);
   const headers = originRequestHeaders(request.headers, {
     tenant: plan.identity.tenant.name,
@@ -415,18 +424,7 @@ async function forwardAdmitted(
 
   switch (result.kind) {
     case "deadline_exceeded":
-      finish("deadline_exceeded", 504, true);
-      return shed(
-        ports,
-        request,
-        plan,
-        "deadline_exceeded",
-        1_000,
-        admission.quota,
-        admission.waitedMs,
-        Date.now() - forwardedAt,
-        admission.decidedAt,
-      );
+      return deadlineAnswer("deadline_exceeded", Date.now() - forwardedAt);
     case "client_gone":
       finish("cancelled", 0);
       return new Response(null, { status: 499 });
