@@ -3,10 +3,11 @@ import type { Counters } from "../admission/counters";
 import { emptyCounters } from "../admission/counters";
 import type { Lease } from "../admission/leases";
 import type { BucketState } from "../admission/token-bucket";
+import { RecordTable } from "../storage/record-table";
 import { admissionLimitsSchema, tenantConfigSchema, type TenantConfig } from "./tenant-config";
 
 /**
- * The tenant object's storage: three records in one SQLite table, each written whole.
+ * The tenant object's storage: three records in one RecordTable.
  * - `config`: the limits and routes, written when an admin changes them (rare, synchronous).
  * - `keys`: the API key records (hashes only), written on key changes.
  * - `runtime`: bucket, counters and leases, written in batches (see FLUSH_INTERVAL_MS in
@@ -65,6 +66,7 @@ const runtimeSchema = z.object({
       reaped: z.number(),
       deadlineExceeded: z.number(),
       originFailed: z.number(),
+      notForwarded: z.number(),
       shedAtEdge: z.number(),
       admittedOnCredit: z.number(),
       creditsReaped: z.number(),
@@ -88,55 +90,30 @@ const runtimeSchema = z.object({
 });
 
 export class TenantStore {
-  constructor(private readonly sql: SqlStorage) {
-    sql.exec("CREATE TABLE IF NOT EXISTS record (name TEXT PRIMARY KEY, value TEXT NOT NULL)");
-  }
+  private readonly table: RecordTable;
 
-  private read(name: string): unknown {
-    const row = this.sql.exec<{ value: string }>("SELECT value FROM record WHERE name = ?", name).toArray()[0];
-    if (!row) return undefined;
-    try {
-      return JSON.parse(row.value);
-    } catch {
-      return undefined;
-    }
-  }
-
-  private write(name: string, value: unknown): void {
-    this.sql.exec(
-      "INSERT INTO record (name, value) VALUES (?, ?) ON CONFLICT(name) DO UPDATE SET value = excluded.value",
-      name,
-      JSON.stringify(value),
-    );
-  }
-
-  private parsed<T>(name: string, schema: z.ZodType<T>): T | null {
-    const raw = this.read(name);
-    if (raw === undefined) return null;
-    const result = schema.safeParse(raw);
-    if (result.success) return result.data;
-    console.error(`tenant record '${name}' failed validation and was ignored`, result.error.issues);
-    return null;
+  constructor(sql: SqlStorage) {
+    this.table = new RecordTable(sql, "tenant");
   }
 
   loadConfig(): TenantConfig | null {
-    return this.parsed("config", tenantConfigSchema);
+    return this.table.parsed("config", tenantConfigSchema);
   }
 
   saveConfig(config: TenantConfig): void {
-    this.write("config", config);
+    this.table.write("config", config);
   }
 
   loadKeys(): KeyRecord[] {
-    return this.parsed("keys", z.array(keyRecordSchema)) ?? [];
+    return this.table.parsed("keys", z.array(keyRecordSchema)) ?? [];
   }
 
   saveKeys(keys: readonly KeyRecord[]): void {
-    this.write("keys", keys);
+    this.table.write("keys", keys);
   }
 
   loadRuntime(): RuntimeRecord | null {
-    const stored = this.parsed("runtime", runtimeSchema);
+    const stored = this.table.parsed("runtime", runtimeSchema);
     if (!stored) return null;
     // Counters added in later versions start at zero instead of failing the whole record.
     const counters = { ...emptyCounters(), ...stored.counters } as Counters;
@@ -144,10 +121,10 @@ export class TenantStore {
   }
 
   saveRuntime(runtime: RuntimeRecord): void {
-    this.write("runtime", runtime);
+    this.table.write("runtime", runtime);
   }
 
   deleteAll(): void {
-    this.sql.exec("DELETE FROM record");
+    this.table.deleteAll();
   }
 }
