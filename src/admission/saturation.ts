@@ -26,8 +26,8 @@ export const MIN_HOLD_MS = 5;
  */
 export const HOLD_SHARE_OF_DRAIN = 0.25;
 
-export interface Saturation {
-  readonly reason: AdmissionShedReason;
+export interface Saturation<R extends string = AdmissionShedReason> {
+  readonly reason: R;
   /** Requests of this priority or lower are covered. */
   readonly coversUpTo: Priority;
   /** No room to wait (queue full, or no queue at all): covered requests are shed whatever their budget. */
@@ -43,15 +43,15 @@ export interface Saturation {
 }
 
 /** A verdict as an isolate keeps it: pinned to the isolate's clock on arrival. */
-export interface HeldVerdict extends Saturation {
+export interface HeldVerdict<R extends string = AdmissionShedReason> extends Saturation<R> {
   readonly receivedAt: number;
 }
 
-export type LocalDecision =
-  | { readonly kind: "shed"; readonly reason: AdmissionShedReason; readonly retryAfterMs: number }
+export type LocalDecision<R extends string = AdmissionShedReason> =
+  | { readonly kind: "shed"; readonly reason: R; readonly retryAfterMs: number }
   | { readonly kind: "ask" };
 
-function clampHold(ms: number): number {
+export function clampHold(ms: number): number {
   return Math.min(MAX_VERDICT_AGE_MS, Math.max(MIN_HOLD_MS, Math.ceil(ms)));
 }
 
@@ -107,7 +107,11 @@ export interface LocalRequest {
  * Past the hold time, a request is still shed while the wait, shrinking as time passes, exceeds
  * its budget. Anything uncertain is asked.
  */
-export function decideLocally(verdict: HeldVerdict, request: LocalRequest, now: number): LocalDecision {
+export function decideLocally<R extends string>(
+  verdict: HeldVerdict<R>,
+  request: LocalRequest,
+  now: number,
+): LocalDecision<R> {
   const age = now - verdict.receivedAt;
   if (age < 0 || age >= MAX_VERDICT_AGE_MS) return { kind: "ask" };
   if (priorityRank(request.priority) > priorityRank(verdict.coversUpTo)) return { kind: "ask" };

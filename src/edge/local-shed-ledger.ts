@@ -3,52 +3,91 @@ import type { Priority } from "../admission/priority";
 import type { AdmissionShedReason } from "../admission/shed-reason";
 
 /**
- * Per isolate: sheds decided locally, not yet reported to their tenant's object. A batch goes to
- * the object piggybacked on the next admit call for that object, or on its own once it is
+ * Per isolate: sheds decided locally, not yet reported to the object they were decided for. A
+ * batch goes to the object piggybacked on the next call to that object, or on its own once it is
  * FLUSH_AFTER_MS old or FLUSH_AT_COUNT large, whichever comes first. So the object's counters lag
  * the edge by at most FLUSH_AFTER_MS (plus one call's latency) while the isolate lives; an isolate
- * that dies loses its unreported batch (at most FLUSH_AT_COUNT sheds per tenant).
+ * that dies loses its unreported batch (at most FLUSH_AT_COUNT sheds per object).
  * Bounded: at most MAX_PENDING_OBJECTS batches; past that the oldest is reported at once.
+ * One ledger for the tenant objects, one for the origin shards.
  */
 export const FLUSH_AFTER_MS = 1_000;
 export const FLUSH_AT_COUNT = 500;
 const MAX_PENDING_OBJECTS = 1_000;
 
-interface Batch {
-  readonly counts: Map<string, LocalShedCount>;
+export interface ShedCount<R extends string> {
+  readonly reason: R;
+  readonly priority: Priority;
+  readonly count: number;
+}
+
+interface Batch<R extends string> {
+  readonly counts: Map<string, ShedCount<R>>;
   total: number;
 }
 
 export type LedgerAction = "none" | "schedule-flush" | "flush-now";
 
-const pending = new Map<string, Batch>();
-/**
- * When each object's scheduled report fires. A batch taken by a piggybacking admit call leaves
- * the schedule in place, so a new batch does not schedule another report: one per object per
- * FLUSH_AFTER_MS at most. Entries go when their report fires; bounded like `pending`.
- */
-const reportDue = new Map<string, number>();
+export class ShedLedger<R extends string> {
+  private readonly pending = new Map<string, Batch<R>>();
+  /**
+   * When each object's scheduled report fires. A batch taken by a piggybacking call leaves the
+   * schedule in place, so a new batch does not schedule another report: one per object per
+   * FLUSH_AFTER_MS at most. Entries go when their report fires; bounded like `pending`.
+   */
+  private readonly reportDue = new Map<string, number>();
 
-function addCounts(objectName: string, counts: readonly LocalShedCount[], now: number): LedgerAction {
-  let batch = pending.get(objectName);
-  if (!batch) {
-    batch = { counts: new Map(), total: 0 };
-    pending.set(objectName, batch);
+  private add(objectName: string, counts: readonly ShedCount<R>[], now: number): LedgerAction {
+    let batch = this.pending.get(objectName);
+    if (!batch) {
+      batch = { counts: new Map(), total: 0 };
+      this.pending.set(objectName, batch);
+    }
+    for (const { reason, priority, count } of counts) {
+      const key = `${reason}|${priority}`;
+      const previous = batch.counts.get(key)?.count ?? 0;
+      batch.counts.set(key, { reason, priority, count: previous + count });
+      batch.total += count;
+    }
+    if (batch.total >= FLUSH_AT_COUNT) return "flush-now";
+    const due = this.reportDue.get(objectName);
+    if (due !== undefined && due > now) return "none";
+    this.reportDue.set(objectName, now + FLUSH_AFTER_MS);
+    const oldest = this.reportDue.size > MAX_PENDING_OBJECTS ? this.reportDue.keys().next().value : undefined;
+    if (oldest !== undefined) this.reportDue.delete(oldest);
+    return "schedule-flush";
   }
-  for (const { reason, priority, count } of counts) {
-    const key = `${reason}|${priority}`;
-    const previous = batch.counts.get(key)?.count ?? 0;
-    batch.counts.set(key, { reason, priority, count: previous + count });
-    batch.total += count;
+
+  record(objectName: string, reason: R, priority: Priority, now: number): LedgerAction {
+    return this.add(objectName, [{ reason, priority, count: 1 }], now);
   }
-  if (batch.total >= FLUSH_AT_COUNT) return "flush-now";
-  const due = reportDue.get(objectName);
-  if (due !== undefined && due > now) return "none";
-  reportDue.set(objectName, now + FLUSH_AFTER_MS);
-  const oldest = reportDue.size > MAX_PENDING_OBJECTS ? reportDue.keys().next().value : undefined;
-  if (oldest !== undefined) reportDue.delete(oldest);
-  return "schedule-flush";
+
+  /** The scheduled report for an object has fired: the next batch may schedule another. */
+  reportFired(objectName: string): void {
+    this.reportDue.delete(objectName);
+  }
+
+  /** Removes and returns an object's batch, if any. */
+  take(objectName: string): ShedCount<R>[] | undefined {
+    const batch = this.pending.get(objectName);
+    if (!batch) return undefined;
+    this.pending.delete(objectName);
+    return [...batch.counts.values()];
+  }
+
+  /** Puts a batch back after a failed report, merged with anything counted since. */
+  restore(objectName: string, counts: readonly ShedCount<R>[], now: number): LedgerAction {
+    return this.add(objectName, counts, now);
+  }
+
+  /** The object whose batch should be reported now to keep the ledger within its bound. */
+  overflowing(): string | undefined {
+    return this.pending.size > MAX_PENDING_OBJECTS ? this.pending.keys().next().value : undefined;
+  }
 }
+
+/** The tenant objects' ledger, and its operations under the names the request path uses. */
+const tenantLedger = new ShedLedger<AdmissionShedReason>();
 
 export function recordLocalShed(
   objectName: string,
@@ -56,28 +95,21 @@ export function recordLocalShed(
   priority: Priority,
   now: number,
 ): LedgerAction {
-  return addCounts(objectName, [{ reason, priority, count: 1 }], now);
+  return tenantLedger.record(objectName, reason, priority, now);
 }
 
-/** The scheduled report for an object has fired: the next batch may schedule another. */
 export function reportFired(objectName: string): void {
-  reportDue.delete(objectName);
+  tenantLedger.reportFired(objectName);
 }
 
-/** Removes and returns an object's batch, if any. */
 export function takeLocalSheds(objectName: string): LocalShedCount[] | undefined {
-  const batch = pending.get(objectName);
-  if (!batch) return undefined;
-  pending.delete(objectName);
-  return [...batch.counts.values()];
+  return tenantLedger.take(objectName);
 }
 
-/** Puts a batch back after a failed report, merged with anything counted since. */
 export function restoreLocalSheds(objectName: string, counts: readonly LocalShedCount[], now: number): LedgerAction {
-  return addCounts(objectName, counts, now);
+  return tenantLedger.restore(objectName, counts, now);
 }
 
-/** The object whose batch should be reported now to keep the ledger within its bound. */
 export function overflowingObject(): string | undefined {
-  return pending.size > MAX_PENDING_OBJECTS ? pending.keys().next().value : undefined;
+  return tenantLedger.overflowing();
 }
