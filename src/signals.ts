@@ -66,6 +66,22 @@ const SHED_RESPONSES: Record<ShedReason, ShedMapping> = {
     violated: [],
     detail: () => "admission control is unavailable; the guard fails closed",
   },
+  origin_saturated: {
+    ...reducedCapacity,
+    violated: [],
+    detail: (s) =>
+      `the origin is at its limit for priority '${s.priority}' and above, and no slot frees within this request's budget`,
+  },
+  origin_backoff: {
+    ...reducedCapacity,
+    violated: [],
+    detail: () => "the origin asked for no traffic until Retry-After (it answered 503 with Retry-After)",
+  },
+  origin_rate_limited: {
+    ...quotaExceeded,
+    violated: [],
+    detail: (s) => `the origin asked for none of tenant '${s.tenant}'s traffic until Retry-After (it answered 429)`,
+  },
 };
 
 export interface ShedSignal {

@@ -7,6 +7,7 @@ import {
   nextWakeAt,
   pump,
   queueDrainMs,
+  refundToken,
   release,
 } from "./admission/admission";
 import {
@@ -273,6 +274,7 @@ export class TenantGuard extends DurableObject<Env> {
     }
     this.markDirty();
     const limits = this.limits();
+    if (limits && outcome === "not_forwarded" && this.core) this.core = refundToken(this.core, limits);
     if (limits) this.pumpAt(now, limits);
   }
 

@@ -212,6 +212,15 @@ export function release(state: AdmissionState, heldMs: number | null): Admission
 }
 
 /**
+ * Gives back the token of a request that was admitted but never sent (the origin stage refused
+ * it): the tenant's rate is what it may send to the origin, and this one never got there.
+ */
+export function refundToken(state: AdmissionState, limits: AdmissionLimits): AdmissionState {
+  const tokens = Math.min(bucketCapacity(state, limits), state.bucket.tokens + 1);
+  return { ...state, bucket: { ...state.bucket, tokens } };
+}
+
+/**
  * When the queue next needs attention without any call arriving: the earliest waiter expiry,
  * or the moment the head gets its token if only a token holds it back. A head held back by
  * slots moves on `release`, not on a timer. null when nothing waits.

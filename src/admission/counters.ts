@@ -21,6 +21,8 @@ export interface Counters {
   readonly deadlineExceeded: number;
   /** Admitted, then the origin could not be reached or failed mid-response. */
   readonly originFailed: number;
+  /** Admitted here, then refused by the origin stage: never sent, its token given back. */
+  readonly notForwarded: number;
   /** Of `shed`, how many an isolate decided from a cached verdict and reported in a batch. */
   readonly shedAtEdge: number;
   /** Of `admitted`, how many an isolate admitted on a credit (hot tenants). */
@@ -49,7 +51,13 @@ export interface LocalShedCount {
 }
 
 /** How an admitted request ended, as its holder reports on release. */
-export const RELEASE_OUTCOMES = ["completed", "cancelled", "deadline_exceeded", "origin_failed"] as const;
+export const RELEASE_OUTCOMES = [
+  "completed",
+  "cancelled",
+  "deadline_exceeded",
+  "origin_failed",
+  "not_forwarded",
+] as const;
 export type ReleaseOutcome = (typeof RELEASE_OUTCOMES)[number];
 
 export function emptyCounters(): Counters {
@@ -69,6 +77,7 @@ export function emptyCounters(): Counters {
     reaped: 0,
     deadlineExceeded: 0,
     originFailed: 0,
+    notForwarded: 0,
     shedAtEdge: 0,
     admittedOnCredit: 0,
     creditsReaped: 0,
@@ -136,6 +145,7 @@ export function countCreditReport(counters: Counters, report: CreditReport): Cou
     released: counters.released + report.used,
     deadlineExceeded: counters.deadlineExceeded + report.outcomes.deadline_exceeded,
     originFailed: counters.originFailed + report.outcomes.origin_failed,
+    notForwarded: counters.notForwarded + report.outcomes.not_forwarded,
   };
 }
 
@@ -147,6 +157,8 @@ export function countRelease(counters: Counters, outcome: ReleaseOutcome | "reap
       return { ...counters, released: counters.released + 1, deadlineExceeded: counters.deadlineExceeded + 1 };
     case "origin_failed":
       return { ...counters, released: counters.released + 1, originFailed: counters.originFailed + 1 };
+    case "not_forwarded":
+      return { ...counters, released: counters.released + 1, notForwarded: counters.notForwarded + 1 };
     case "completed":
     case "cancelled":
       return { ...counters, released: counters.released + 1 };

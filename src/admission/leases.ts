@@ -47,8 +47,8 @@ export function lingerLease(lease: Lease, holdMsEwma: number | null, now: number
   return { ...lease, expiresAt: Math.ceil(now + lingerMs), lingering: true };
 }
 
-export function expiredLeases(leases: Iterable<Lease>, now: number): Lease[] {
-  const expired: Lease[] = [];
+export function expiredLeases<L extends Lease>(leases: Iterable<L>, now: number): L[] {
+  const expired: L[] = [];
   for (const lease of leases) if (lease.expiresAt <= now) expired.push(lease);
   return expired;
 }

@@ -1,3 +1,5 @@
+import { ORIGIN_SHED_REASONS } from "../origin/origin-shed";
+
 /**
  * Why a request was not served. The admission core decides the first five; the Worker adds the
  * ones that happen around it. src/signals.ts maps every reason to a response, exhaustively.
@@ -21,8 +23,9 @@ export const SHED_REASONS = [
   ...ADMISSION_SHED_REASONS,
   /** The origin did not answer before the request's deadline; the fetch was aborted. */
   "deadline_exceeded",
-  /** The tenant's Durable Object could not be reached; the guard fails closed. */
+  /** A Durable Object could not be reached or is overloaded, and the guard fails closed. */
   "guard_unavailable",
+  ...ORIGIN_SHED_REASONS,
 ] as const;
 
 export type ShedReason = (typeof SHED_REASONS)[number];

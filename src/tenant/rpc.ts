@@ -91,5 +91,6 @@ export const creditReportSchema = z.strictObject({
     cancelled: z.number().int().min(0).max(1_000),
     deadline_exceeded: z.number().int().min(0).max(1_000),
     origin_failed: z.number().int().min(0).max(1_000),
+    not_forwarded: z.number().int().min(0).max(1_000),
   }),
 });

@@ -17,6 +17,7 @@ export const BOUNDS = {
   timeoutMs: 300_000,
   routes: 64,
   routePathLength: 256,
+  weight: 1_000,
 } as const;
 
 export const TENANT_NAME_PATTERN = /^[a-z0-9](?:[a-z0-9._-]{0,62})$/;
@@ -57,6 +58,11 @@ export const tenantConfigSchema = admissionLimitsSchema.extend({
   maxClientPriority: z.enum(PRIORITIES).default("normal"),
   /** First match wins; a request matching none gets priority `normal`. */
   routes: z.array(routeRuleSchema).max(BOUNDS.routes).default([]),
+  /**
+   * The tenant's share of the origin when tenants compete for it (origin stage): a tenant with
+   * weight 2 gets twice the origin slots of a tenant with weight 1 while both are waiting.
+   */
+  weight: z.number().positive().max(BOUNDS.weight).default(1),
 });
 
 export type RouteRule = z.infer<typeof routeRuleSchema>;
@@ -102,6 +108,7 @@ export const DEFAULT_ANONYMOUS_CONFIG: TenantConfig = {
   maxWaitMs: 1_000,
   maxClientPriority: "normal",
   routes: [],
+  weight: 1,
 };
 
 export const ANONYMOUS_TENANT = "anonymous";

@@ -12,7 +12,7 @@ const tenant = uniqueTenant("fuzz");
 // Random paths may well PUT or DELETE the tenants they name: they get one of their own, so the
 // reference tenant's limits are only ever touched by the properties that check them.
 const pathTenant = uniqueTenant("fuzz-paths");
-const stored = { ...LIMITS, maxClientPriority: "normal", routes: [] };
+const stored = { ...LIMITS, maxClientPriority: "normal", routes: [], weight: 1 };
 
 beforeAll(async () => {
   expect((await admin("PUT", `/tenants/${tenant}`, LIMITS)).status).toBe(200);

@@ -17,6 +17,7 @@ const overview: Overview = {
         maxWaitMs: 100,
         maxClientPriority: "normal",
         routes: [],
+        weight: 1,
       },
       state: {
         tokens: 3.5,

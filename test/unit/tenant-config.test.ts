@@ -6,7 +6,7 @@ const valid = { rate: 100, burst: 200, maxInFlight: 20, maxQueue: 50, maxWaitMs:
 
 describe("tenant config", () => {
   it("accepts the README example and fills defaults", () => {
-    expect(tenantConfigSchema.parse(valid)).toEqual({ ...valid, maxClientPriority: "normal", routes: [] });
+    expect(tenantConfigSchema.parse(valid)).toEqual({ ...valid, maxClientPriority: "normal", routes: [], weight: 1 });
   });
 
   it.each([

@@ -1,0 +1,79 @@
+/**
+ * Fairness between tenants at the origin stage: when tenants compete for origin slots, each gets
+ * slots in proportion to its weight. A tenant's load is what it holds (in flight, plus queued
+ * when deciding who gives up a queue place) divided by its weight; the least loaded tenant is
+ * served first and the most loaded gives way first. Pure.
+ */
+import { priorityRank } from "../admission/priority";
+import type { OriginWaiter } from "./origin-waiter";
+
+export type TenantCounts = Readonly<Record<string, number>>;
+
+export function loadOf(inFlightByTenant: TenantCounts, tenant: string, weight: number, extra = 0): number {
+  return ((inFlightByTenant[tenant] ?? 0) + extra) / weight;
+}
+
+/**
+ * The waiter to serve next: the highest class waiting; within it, the waiter whose tenant holds
+ * the fewest slots for its weight; ties by arrival. Undefined for an empty queue.
+ */
+export function nextToServe(queue: readonly OriginWaiter[], inFlightByTenant: TenantCounts): OriginWaiter | undefined {
+  let best: OriginWaiter | undefined;
+  let bestLoad = 0;
+  for (const waiter of queue) {
+    const load = loadOf(inFlightByTenant, waiter.tenant, waiter.weight);
+    if (!best) {
+      best = waiter;
+      bestLoad = load;
+      continue;
+    }
+    const byRank = priorityRank(waiter.priority) - priorityRank(best.priority);
+    if (byRank > 0 || (byRank === 0 && (load < bestLoad || (load === bestLoad && waiter.seq < best.seq)))) {
+      best = waiter;
+      bestLoad = load;
+    }
+  }
+  return best;
+}
+
+function queuedByTenant(queue: readonly OriginWaiter[]): Record<string, number> {
+  const counts: Record<string, number> = {};
+  for (const waiter of queue) counts[waiter.tenant] = (counts[waiter.tenant] ?? 0) + 1;
+  return counts;
+}
+
+/**
+ * Who gives up a place in the full queue to `arrival`: a waiter of a lower class (the lowest
+ * class, the most loaded tenant, its newest waiter); or else, in the arrival's own class, the
+ * newest waiter of a tenant more loaded than the arrival's would be with it. Null: the arrival
+ * is the one refused.
+ */
+export function victimFor(
+  queue: readonly OriginWaiter[],
+  inFlightByTenant: TenantCounts,
+  arrival: Pick<OriginWaiter, "tenant" | "weight" | "priority">,
+): OriginWaiter | null {
+  const queued = queuedByTenant(queue);
+  const held = (tenant: string, weight: number, extra = 0) =>
+    loadOf(inFlightByTenant, tenant, weight, (queued[tenant] ?? 0) + extra);
+  const arrivalRank = priorityRank(arrival.priority);
+  let victim: OriginWaiter | null = null;
+  let victimLoad = 0;
+  for (const waiter of queue) {
+    const rank = priorityRank(waiter.priority);
+    if (rank > arrivalRank) continue;
+    const load = held(waiter.tenant, waiter.weight);
+    if (rank === arrivalRank && load <= held(arrival.tenant, arrival.weight, 1)) continue;
+    if (!victim) {
+      victim = waiter;
+      victimLoad = load;
+      continue;
+    }
+    const byRank = rank - priorityRank(victim.priority);
+    if (byRank < 0 || (byRank === 0 && (load > victimLoad || (load === victimLoad && waiter.seq > victim.seq)))) {
+      victim = waiter;
+      victimLoad = load;
+    }
+  }
+  return victim;
+}

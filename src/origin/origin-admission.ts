@@ -1,0 +1,360 @@
+/**
+ * The origin stage's core: one shard's share of the origin's in-flight limit, with per-class
+ * reservations, a bounded wait queue served fairly across tenants, the adaptive limit, and the
+ * origin's own feedback (Retry-After holds and a capacity cap). Pure: state, limits and one
+ * `now` in; a new state and a decision that carries its numbers out.
+ *
+ * Invariant kept by `pump` (run before `arrive`): afterwards nothing in the queue can be
+ * admitted. An arrival is admitted at once only if no waiter of its class or higher is queued,
+ * so it never overtakes one; a higher class can pass lower waiters held back by their share.
+ */
+import { type Priority, countByPriority, priorityRank } from "../admission/priority";
+import {
+  type AdaptiveState,
+  type Sample,
+  initialAdaptive,
+  noteInFlight,
+  rebound,
+  recordSample,
+} from "./adaptive-limit";
+import { nextToServe, victimFor } from "./fair-share";
+import { type OriginLimits, classCap } from "./origin-config";
+import type { OriginShedCause } from "./origin-shed";
+import type { OriginArrival, OriginWaiter } from "./origin-waiter";
+
+export interface OriginState {
+  readonly inFlight: number;
+  readonly inFlightByPriority: Readonly<Record<Priority, number>>;
+  /** Only tenants holding slots; bounded by `inFlight`. */
+  readonly inFlightByTenant: Readonly<Record<string, number>>;
+  /** In arrival order; never longer than `maxQueue`. */
+  readonly queue: readonly OriginWaiter[];
+  readonly nextSeq: number;
+  readonly adaptive: AdaptiveState;
+  /** The origin's last capacity grant (this shard's part), until it lapses. */
+  readonly capacity: { readonly limit: number; readonly until: number } | null;
+  /** The origin asked for no traffic until then (503 + Retry-After). */
+  readonly backoffUntil: number;
+  /** Per tenant: the origin asked for none of its traffic until then (429 + Retry-After). */
+  readonly tenantBackoff: Readonly<Record<string, number>>;
+  /** Moving average of an origin slot's hold time; null until one is released. */
+  readonly serviceMsEwma: number | null;
+}
+
+/** Tenants held back at once; past it the hold ending soonest is dropped (it matters least). */
+export const MAX_TENANT_BACKOFFS = 1_000;
+const SERVICE_EWMA_ALPHA = 0.2;
+
+export type OriginOutcome =
+  | { readonly kind: "admit" }
+  | { readonly kind: "queued"; readonly waiter: OriginWaiter; readonly expectedWaitMs: number }
+  | {
+      readonly kind: "shed";
+      readonly cause: OriginShedCause;
+      readonly retryAfterMs: number;
+      readonly expectedWaitMs: number;
+      /** No room to wait at all (queue full, no queue, no capacity): say so to the edge. */
+      readonly noRoom: boolean;
+    };
+
+export interface OriginArrivalResult {
+  readonly state: OriginState;
+  readonly outcome: OriginOutcome;
+  readonly evicted: readonly OriginWaiter[];
+}
+
+export interface OriginPumpResult {
+  readonly state: OriginState;
+  readonly granted: readonly OriginWaiter[];
+  readonly shed: ReadonlyArray<{ readonly waiter: OriginWaiter; readonly cause: OriginShedCause }>;
+}
+
+export function initialOriginState(limits: OriginLimits, now: number): OriginState {
+  return {
+    inFlight: 0,
+    inFlightByPriority: countByPriority(),
+    inFlightByTenant: {},
+    queue: [],
+    nextSeq: 0,
+    adaptive: initialAdaptive(adaptiveBounds(limits), now),
+    capacity: null,
+    backoffUntil: 0,
+    tenantBackoff: {},
+    serviceMsEwma: null,
+  };
+}
+
+export function adaptiveBounds(limits: OriginLimits) {
+  return {
+    floor: Math.min(limits.floor, limits.ceiling),
+    ceiling: limits.ceiling,
+    latencyTolerance: limits.latencyTolerance,
+  };
+}
+
+/** The limit in force: the adaptive (or fixed) limit, capped by the origin's own grant. */
+export function effectiveLimit(state: OriginState, limits: OriginLimits, now: number): number {
+  const base = limits.adaptive ? Math.floor(state.adaptive.limit) : limits.ceiling;
+  const granted = state.capacity && state.capacity.until > now ? state.capacity.limit : Number.POSITIVE_INFINITY;
+  return Math.max(0, Math.min(base, granted));
+}
+
+function capFor(state: OriginState, limits: OriginLimits, priority: Priority, now: number): number {
+  return classCap(effectiveLimit(state, limits, now), limits.reservations, priority);
+}
+
+/** Until when `tenant`'s traffic (or all traffic) is held back by the origin; 0 when it is not. */
+function heldUntil(state: OriginState, tenant: string, now: number): { until: number; cause: OriginShedCause } | null {
+  if (state.backoffUntil > now) return { until: state.backoffUntil, cause: "backoff" };
+  const tenantUntil = state.tenantBackoff[tenant] ?? 0;
+  return tenantUntil > now ? { until: tenantUntil, cause: "tenant_backoff" } : null;
+}
+
+function admitOne(state: OriginState, who: Pick<OriginWaiter, "tenant" | "priority">): OriginState {
+  const inFlight = state.inFlight + 1;
+  return {
+    ...state,
+    inFlight,
+    inFlightByPriority: { ...state.inFlightByPriority, [who.priority]: state.inFlightByPriority[who.priority] + 1 },
+    inFlightByTenant: { ...state.inFlightByTenant, [who.tenant]: (state.inFlightByTenant[who.tenant] ?? 0) + 1 },
+    adaptive: noteInFlight(state.adaptive, inFlight),
+  };
+}
+
+/**
+ * Expected wait for a slot of class `priority` behind `ahead` waiters: the slots that must free
+ * (enough to bring in-flight under the class's cap, then one per waiter ahead), at the rate the
+ * in-flight requests finish. Unknown service time: 0 (the queue timeout still bounds the wait).
+ */
+function expectedWaitMs(state: OriginState, cap: number, ahead: number): number {
+  if (state.serviceMsEwma === null || state.inFlight === 0) return 0;
+  const releasesNeeded = Math.max(0, state.inFlight - cap + 1) + ahead;
+  return (releasesNeeded * state.serviceMsEwma) / state.inFlight;
+}
+
+function queueDrainMs(state: OriginState, limits: OriginLimits, now: number): number {
+  const cap = capFor(state, limits, "critical", now);
+  return expectedWaitMs(state, Math.max(1, cap), state.queue.length);
+}
+
+function shed(
+  state: OriginState,
+  cause: OriginShedCause,
+  retryAfterMs: number,
+  expected: number,
+  noRoom: boolean,
+): OriginArrivalResult {
+  return {
+    state,
+    outcome: { kind: "shed", cause, retryAfterMs: Math.max(0, retryAfterMs), expectedWaitMs: expected, noRoom },
+    evicted: [],
+  };
+}
+
+/**
+ * Decides one arrival: admit, queue, or shed. Run `pump` at the same `now` first.
+ * `serviceMs` budgeting as in the tenant stage: a wait must leave the origin its expected
+ * service time before the deadline, or the slot is only used to produce a 504.
+ */
+export function arrive(
+  state: OriginState,
+  limits: OriginLimits,
+  arrival: OriginArrival,
+  now: number,
+): OriginArrivalResult {
+  const held = heldUntil(state, arrival.tenant, now);
+  if (held) return shed(state, held.cause, held.until - now, held.until - now, true);
+  const limit = effectiveLimit(state, limits, now);
+  const cap = classCap(limit, limits.reservations, arrival.priority);
+  const rank = priorityRank(arrival.priority);
+  const ahead = state.queue.filter((waiter) => priorityRank(waiter.priority) >= rank).length;
+  if (ahead === 0 && state.inFlight < cap) {
+    return { state: admitOne(state, arrival), outcome: { kind: "admit" }, evicted: [] };
+  }
+  if (cap === 0) {
+    // No share at all right now (the origin granted no capacity, or the class has none).
+    const lapse = state.capacity && state.capacity.until > now ? state.capacity.until - now : limits.capacityTtlMs;
+    return shed(state, "queue_full", lapse, lapse, true);
+  }
+  const wait = expectedWaitMs(state, cap, ahead);
+  const budget = Math.min(limits.maxWaitMs, arrival.deadline - now - (state.serviceMsEwma ?? 0));
+  if (limits.maxQueue === 0) return shed(state, "queue_full", wait, wait, true);
+  if (budget <= 0 || wait > budget) return shed(state, "wait_exceeds_deadline", wait, wait, false);
+
+  let queue = state.queue;
+  const evicted: OriginWaiter[] = [];
+  if (queue.length >= limits.maxQueue) {
+    const victim = victimFor(queue, state.inFlightByTenant, arrival);
+    if (!victim) return shed(state, "queue_full", queueDrainMs(state, limits, now), wait, true);
+    queue = queue.filter((waiter) => waiter.id !== victim.id);
+    evicted.push(victim);
+  }
+  const waiter: OriginWaiter = { ...arrival, seq: state.nextSeq, enqueuedAt: now, expiresAt: now + budget };
+  return {
+    state: { ...state, queue: [...queue, waiter], nextSeq: state.nextSeq + 1 },
+    outcome: { kind: "queued", waiter, expectedWaitMs: wait },
+    evicted,
+  };
+}
+
+/**
+ * Sheds waiters whose wait ended or whose traffic the origin asked to hold back, then admits
+ * waiters (highest class first, fairly across tenants) while their class has room.
+ */
+export function pump(state: OriginState, limits: OriginLimits, now: number): OriginPumpResult {
+  const shedNow: Array<{ waiter: OriginWaiter; cause: OriginShedCause }> = [];
+  const live: OriginWaiter[] = [];
+  for (const waiter of state.queue) {
+    const held = heldUntil(state, waiter.tenant, now);
+    if (held) shedNow.push({ waiter, cause: held.cause });
+    else if (waiter.expiresAt <= now) shedNow.push({ waiter, cause: "queue_timeout" });
+    else live.push(waiter);
+  }
+  let next: OriginState = { ...state, queue: live };
+  const granted: OriginWaiter[] = [];
+  for (;;) {
+    const candidate = nextToServe(next.queue, next.inFlightByTenant);
+    if (!candidate || next.inFlight >= capFor(next, limits, candidate.priority, now)) break;
+    next = { ...admitOne(next, candidate), queue: next.queue.filter((waiter) => waiter.id !== candidate.id) };
+    granted.push(candidate);
+  }
+  return { state: next, granted, shed: shedNow };
+}
+
+/**
+ * Frees one slot. `heldMs` feeds the service-time average; null when it says nothing about the
+ * origin (a reaped lease, a request never sent).
+ */
+export function releaseSlot(
+  state: OriginState,
+  slot: Pick<OriginWaiter, "tenant" | "priority">,
+  heldMs: number | null,
+): OriginState {
+  const tenantHeld = (state.inFlightByTenant[slot.tenant] ?? 0) - 1;
+  const inFlightByTenant = { ...state.inFlightByTenant };
+  if (tenantHeld > 0) inFlightByTenant[slot.tenant] = tenantHeld;
+  else delete inFlightByTenant[slot.tenant];
+  const held = heldMs === null ? null : Math.max(0, heldMs);
+  const serviceMsEwma =
+    held === null
+      ? state.serviceMsEwma
+      : state.serviceMsEwma === null
+        ? held
+        : state.serviceMsEwma + SERVICE_EWMA_ALPHA * (held - state.serviceMsEwma);
+  return {
+    ...state,
+    inFlight: Math.max(0, state.inFlight - 1),
+    inFlightByPriority: {
+      ...state.inFlightByPriority,
+      [slot.priority]: Math.max(0, state.inFlightByPriority[slot.priority] - 1),
+    },
+    inFlightByTenant,
+    serviceMsEwma,
+  };
+}
+
+/** What the origin said, or showed, with one response. */
+export interface OriginFeedback {
+  readonly tenant: string;
+  /** Time to the response's headers, for a response that came; null otherwise. */
+  readonly latencyMs: number | null;
+  /** A 5xx or 429 answer, a deadline abort or a failed fetch. */
+  readonly drop: boolean;
+  /** Hold everything back this long (a 503 with Retry-After). */
+  readonly backoffMs: number | null;
+  /** Hold this tenant back this long (a 429 with Retry-After). */
+  readonly tenantBackoffMs: number | null;
+  /** The origin's capacity grant, already this shard's part. */
+  readonly capacity: number | null;
+}
+
+/** Learns from one response: the adaptive limit's sample, holds, the capacity grant. */
+export function learn(state: OriginState, limits: OriginLimits, feedback: OriginFeedback, now: number): OriginState {
+  let next = state;
+  const sample: Sample | null = feedback.drop
+    ? { kind: "drop" }
+    : feedback.latencyMs === null
+      ? null
+      : { kind: "latency", ms: feedback.latencyMs };
+  if (sample) next = { ...next, adaptive: recordSample(next.adaptive, sample, adaptiveBounds(limits), now) };
+  if (feedback.backoffMs !== null && feedback.backoffMs > 0) {
+    const until = now + Math.min(feedback.backoffMs, limits.maxBackoffMs);
+    next = { ...next, backoffUntil: Math.max(next.backoffUntil, until) };
+  }
+  if (feedback.tenantBackoffMs !== null && feedback.tenantBackoffMs > 0) {
+    const until = now + Math.min(feedback.tenantBackoffMs, limits.maxBackoffMs);
+    next = { ...next, tenantBackoff: holdTenant(next.tenantBackoff, feedback.tenant, until, now) };
+  }
+  if (feedback.capacity !== null) {
+    next = { ...next, capacity: { limit: Math.max(0, feedback.capacity), until: now + limits.capacityTtlMs } };
+  }
+  return next;
+}
+
+/** A hold learnt by another shard (or an isolate): the same rules, without a sample. */
+export function holdBack(
+  state: OriginState,
+  limits: OriginLimits,
+  hold: { readonly tenant: string | null; readonly untilMs: number },
+  now: number,
+): OriginState {
+  const ms = hold.untilMs - now;
+  return learn(
+    state,
+    limits,
+    {
+      tenant: hold.tenant ?? "",
+      latencyMs: null,
+      drop: false,
+      backoffMs: hold.tenant === null ? ms : null,
+      tenantBackoffMs: hold.tenant === null ? null : ms,
+      capacity: null,
+    },
+    now,
+  );
+}
+
+function holdTenant(
+  holds: Readonly<Record<string, number>>,
+  tenant: string,
+  until: number,
+  now: number,
+): Record<string, number> {
+  const next: Record<string, number> = {};
+  for (const [name, end] of Object.entries(holds)) if (end > now) next[name] = end;
+  next[tenant] = Math.max(next[tenant] ?? 0, until);
+  const names = Object.keys(next);
+  if (names.length > MAX_TENANT_BACKOFFS) {
+    names.sort((a, b) => (next[a] ?? 0) - (next[b] ?? 0));
+    for (const name of names.slice(0, names.length - MAX_TENANT_BACKOFFS)) delete next[name];
+  }
+  return next;
+}
+
+/**
+ * When the queue needs attention with no call arriving: the earliest waiter expiry, or the end
+ * of a hold or of a capacity grant (either can let waiters in, or must shed them). Null when
+ * nothing waits.
+ */
+export function nextWakeAt(state: OriginState, now: number): number | null {
+  if (state.queue.length === 0) return null;
+  let at = Number.POSITIVE_INFINITY;
+  for (const waiter of state.queue) at = Math.min(at, waiter.expiresAt);
+  if (state.backoffUntil > now) at = Math.min(at, state.backoffUntil);
+  if (state.capacity && state.capacity.until > now) at = Math.min(at, state.capacity.until);
+  return at;
+}
+
+/** Carries the state over to new limits: queue trimmed to the new bound, limit clamped. */
+export function applyOriginLimits(
+  state: OriginState,
+  limits: OriginLimits,
+): { readonly state: OriginState; readonly evicted: readonly OriginWaiter[] } {
+  const kept = state.queue.slice(0, limits.maxQueue);
+  return {
+    state: { ...state, queue: kept, adaptive: rebound(state.adaptive, adaptiveBounds(limits)) },
+    evicted: state.queue.slice(limits.maxQueue),
+  };
+}
+
+export { queueDrainMs as originQueueDrainMs };
