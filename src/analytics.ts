@@ -14,14 +14,19 @@ import { PRIORITIES } from "./admission/priority";
  *   blob3   priority
  *   blob4   route (the matching rule, or "default")
  *   blob5   method
- *   blob6   where it was decided: "object" (the tenant's Durable Object) or "edge" (an isolate,
- *           from a cached saturation verdict, without a round trip)
+ *   blob6   where it was decided: "object" (a Durable Object), "edge" (an isolate, from a
+ *           cached verdict or credit, without a round trip) or "fail-open" (no object could be
+ *           asked and FAIL_MODE=open let it through)
+ *   blob7   the stage that decided: "tenant" (tenant limits), "origin" (origin stage), "forward"
+ *           (admitted by every stage; blob2 says how forwarding ended) or "guard" (no object
+ *           could be asked: fail-closed sheds and fail-open admissions)
  *   double1 queue wait ms
  *   double2 queue depth when decided
  *   double3 HTTP status sent to the client (0 when the client went away)
  *   double4 origin time ms (0 when not forwarded)
  *   double5 in-flight when decided
  *   double6 deadline budget ms
+ *   double7 the origin stage's limit when the request was admitted there (0: stage off or not reached)
  */
 export const decisionEventSchema = z.object({
   tenant: z.string().max(96),
@@ -30,13 +35,15 @@ export const decisionEventSchema = z.object({
   priority: z.enum(PRIORITIES),
   route: z.string().max(300),
   method: z.string().max(16),
-  decidedAt: z.enum(["object", "edge"]),
+  decidedAt: z.enum(["object", "edge", "fail-open"]),
+  stage: z.enum(["tenant", "origin", "forward", "guard"]),
   queueWaitMs: z.number(),
   queueDepth: z.number(),
   status: z.number(),
   originMs: z.number(),
   inFlight: z.number(),
   budgetMs: z.number(),
+  originLimit: z.number(),
 });
 
 export type DecisionEvent = z.infer<typeof decisionEventSchema>;
@@ -62,7 +69,15 @@ export function analyticsEngineSink(dataset: AnalyticsEngineDataset | undefined)
 export function toDataPoint(event: DecisionEvent): AnalyticsEngineDataPoint {
   return {
     indexes: [event.tenant],
-    blobs: [event.outcome, event.reason, event.priority, event.route, event.method, event.decidedAt],
-    doubles: [event.queueWaitMs, event.queueDepth, event.status, event.originMs, event.inFlight, event.budgetMs],
+    blobs: [event.outcome, event.reason, event.priority, event.route, event.method, event.decidedAt, event.stage],
+    doubles: [
+      event.queueWaitMs,
+      event.queueDepth,
+      event.status,
+      event.originMs,
+      event.inFlight,
+      event.budgetMs,
+      event.originLimit,
+    ],
   };
 }

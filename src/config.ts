@@ -10,6 +10,12 @@ export interface GuardConfig {
   /** null disables the admin API: it fails closed, never open. */
   readonly adminToken: string | null;
   readonly unknownKeys: "anonymous" | "reject";
+  /**
+   * When a Durable Object cannot be reached or is overloaded: "closed" sheds with 503
+   * `guard_unavailable`; "open" forwards, at most `failOpenMaxInFlight` requests at once per isolate.
+   */
+  readonly failMode: "open" | "closed";
+  readonly failOpenMaxInFlight: number;
 }
 
 const envSchema = z.object({
@@ -24,6 +30,13 @@ const envSchema = z.object({
     .optional()
     .or(z.literal("").transform(() => undefined)),
   UNKNOWN_KEYS: z.enum(["anonymous", "reject"]).default("anonymous"),
+  FAIL_MODE: z.enum(["open", "closed"]).default("closed"),
+  FAIL_OPEN_MAX_IN_FLIGHT: z.coerce
+    .number({ error: "must be a whole number" })
+    .int("must be a whole number")
+    .min(1, "must be at least 1")
+    .max(1_000, "must be at most 1000")
+    .default(4),
 });
 
 export class ConfigError extends Error {
@@ -47,6 +60,8 @@ function parseEnv(env: Env): GuardConfig | ConfigError {
     ORIGIN_URL: env.ORIGIN_URL,
     ADMIN_TOKEN: env.ADMIN_TOKEN,
     UNKNOWN_KEYS: env.UNKNOWN_KEYS,
+    FAIL_MODE: env.FAIL_MODE || undefined,
+    FAIL_OPEN_MAX_IN_FLIGHT: env.FAIL_OPEN_MAX_IN_FLIGHT || undefined,
   });
   if (!result.success) {
     const problems = result.error.issues.map((issue) => {
@@ -62,5 +77,7 @@ function parseEnv(env: Env): GuardConfig | ConfigError {
     originUrl: new URL(data.ORIGIN_URL),
     adminToken: data.ADMIN_TOKEN ?? null,
     unknownKeys: data.UNKNOWN_KEYS,
+    failMode: data.FAIL_MODE,
+    failOpenMaxInFlight: data.FAIL_OPEN_MAX_IN_FLIGHT,
   };
 }

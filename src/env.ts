@@ -1,11 +1,15 @@
+import type { OriginGuard } from "./origin-guard";
 import type { TenantGuard } from "./tenant-guard";
 
 /** The Worker's bindings, as declared in wrangler.toml. Parsed into `GuardConfig` by config.ts. */
 export interface Env {
   readonly TENANT_GUARD: DurableObjectNamespace<TenantGuard>;
+  readonly ORIGIN_GUARD: DurableObjectNamespace<OriginGuard>;
   readonly TENANTS: KVNamespace;
   readonly ANALYTICS?: AnalyticsEngineDataset;
   readonly ORIGIN_URL?: string;
   readonly ADMIN_TOKEN?: string;
   readonly UNKNOWN_KEYS?: string;
+  readonly FAIL_MODE?: string;
+  readonly FAIL_OPEN_MAX_IN_FLIGHT?: string;
 }

@@ -1,6 +1,7 @@
 import { createApp } from "./app";
 import type { Env } from "./env";
 
+export { OriginGuard } from "./origin-guard";
 export { TenantGuard } from "./tenant-guard";
 
 const app = createApp();

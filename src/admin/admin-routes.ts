@@ -8,6 +8,7 @@ import { ANONYMOUS_TENANT, configWarnings, tenantConfigSchema, tenantNameSchema 
 import { TenantDirectory, hashKey } from "../tenant/tenant-directory";
 import { adminAuth } from "./admin-auth";
 import { DASHBOARD_CSP, DASHBOARD_HTML, DASHBOARD_JS } from "./dashboard-page";
+import { mountOriginRoutes } from "./origin-routes";
 import { overview } from "./overview";
 import { renderPrometheus } from "./prometheus";
 import { parseOrThrow, readJson } from "./json-body";
@@ -85,6 +86,8 @@ export function adminRoutes(): Hono<AdminEnv> {
       "content-type": "text/plain; version=0.0.4; charset=utf-8",
     }),
   );
+
+  mountOriginRoutes(admin);
 
   admin.get("/tenants", async (c) => {
     const query = parseOrThrow(listQuerySchema, c.req.query(), "query");

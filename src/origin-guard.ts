@@ -1,0 +1,479 @@
+import { DurableObject } from "cloudflare:workers";
+import { type Priority, countByPriority } from "./admission/priority";
+import { earliestLeaseExpiry, expiredLeases, lingerLease, newLease } from "./admission/leases";
+import type { Env } from "./env";
+import {
+  type OriginState,
+  applyOriginLimits,
+  arrive,
+  effectiveLimit,
+  holdBack,
+  initialOriginState,
+  learn,
+  nextWakeAt,
+  originQueueDrainMs,
+  pump,
+  releaseSlot,
+} from "./origin/origin-admission";
+import {
+  type OriginConfig,
+  type OriginLimits,
+  originConfigSchema,
+  shardLimits,
+  shardShare,
+} from "./origin/origin-config";
+import {
+  type OriginCounters,
+  type OriginShedCount,
+  countOriginAdmit,
+  countOriginCall,
+  countOriginRelease,
+  countOriginSheds,
+  emptyOriginCounters,
+} from "./origin/origin-counters";
+import {
+  type AcquireDecision,
+  type AcquireRequest,
+  type OriginRelease,
+  acquireRequestSchema,
+  originReleaseSchema,
+} from "./origin/origin-rpc";
+import { type OriginShedCause, reasonOf } from "./origin/origin-shed";
+import { type OriginLease, OriginStore, type Placement } from "./origin/origin-store";
+import { originSaturation } from "./origin/origin-verdict";
+import type { OriginWaiter } from "./origin/origin-waiter";
+
+/** Runtime state is written at most this often (as in the tenant object; see FLUSH_INTERVAL_MS there). */
+const ORIGIN_FLUSH_INTERVAL_MS = 250;
+
+/** The name of shard `index`'s object. */
+export function originShardName(index: number): string {
+  return `origin:${index}`;
+}
+
+export interface OriginShardStats {
+  readonly index: number;
+  readonly limit: {
+    readonly ceiling: number;
+    readonly floor: number;
+    /** The adaptive estimate (a real number), null when adaptive is off. */
+    readonly adaptive: number | null;
+    /** The origin's capacity grant in force (this shard's part), null when none. */
+    readonly capacity: number | null;
+    readonly effective: number;
+  };
+  readonly inFlight: number;
+  readonly inFlightByPriority: Record<Priority, number>;
+  readonly lingering: number;
+  readonly queued: number;
+  readonly queuedByPriority: Record<Priority, number>;
+  /** Left of an origin-wide hold (503 + Retry-After), ms. */
+  readonly backoffMs: number;
+  /** Tenants held back by the origin's 429 + Retry-After now. */
+  readonly tenantsHeld: number;
+  readonly latency: {
+    readonly baselineMs: number | null;
+    readonly lastMs: number | null;
+    readonly serviceMs: number | null;
+  };
+  readonly counters: OriginCounters;
+}
+
+/**
+ * One shard of the origin stage: its share of the origin's in-flight limit, across all tenants.
+ * A thin adapter like TenantGuard: each RPC reads the clock once, calls the pure core
+ * (src/origin/), keeps what it returns, answers the waiters it names, and keeps two timers
+ * (queue wake-up in memory, lease reaping as an alarm).
+ */
+export class OriginGuard extends DurableObject<Env> {
+  private readonly store: OriginStore;
+  private placement: Placement | null;
+  private limits: OriginLimits | null = null;
+  private core: OriginState | null = null;
+  private counters: OriginCounters = emptyOriginCounters();
+  /** Bounded by the shard's ceiling plus lingering slots, which expire within MAX_LINGER_MS. */
+  private readonly leases = new Map<string, OriginLease>();
+  /** One per queued request; the core bounds the queue at maxQueue. */
+  private readonly waiters = new Map<string, (decision: AcquireDecision) => void>();
+  private wakeTimer: ReturnType<typeof setTimeout> | null = null;
+  private flushTimer: ReturnType<typeof setTimeout> | null = null;
+  private alarmAt: number | null = null;
+
+  constructor(ctx: DurableObjectState, env: Env) {
+    super(ctx, env);
+    this.store = new OriginStore(ctx.storage.sql);
+    this.placement = this.store.loadPlacement();
+    if (!this.placement) return;
+    const now = Date.now();
+    this.limits = shardLimits(this.placement.config, this.placement.index);
+    const runtime = this.store.loadRuntime();
+    let core = initialOriginState(this.limits, now);
+    if (runtime) {
+      this.counters = runtime.counters;
+      core = {
+        ...core,
+        adaptive: runtime.adaptive,
+        capacity: runtime.capacity,
+        backoffUntil: runtime.backoffUntil,
+        tenantBackoff: runtime.tenantBackoff,
+        serviceMsEwma: runtime.serviceMsEwma,
+      };
+      // Leases come back with their slots: a restarted shard must not forget requests still running.
+      for (const lease of runtime.leases) {
+        this.leases.set(lease.id, lease);
+        core = {
+          ...core,
+          inFlight: core.inFlight + 1,
+          inFlightByPriority: {
+            ...core.inFlightByPriority,
+            [lease.priority]: core.inFlightByPriority[lease.priority] + 1,
+          },
+          inFlightByTenant: {
+            ...core.inFlightByTenant,
+            [lease.tenant]: (core.inFlightByTenant[lease.tenant] ?? 0) + 1,
+          },
+        };
+      }
+    }
+    this.core = applyOriginLimits(core, this.limits).state;
+    this.ensureAlarm(earliestLeaseExpiry(this.leases.values()));
+  }
+
+  /** Installs the config as shard `index` of `config.shards`; a shard past the count turns itself off. */
+  async configure(raw: OriginConfig, index: number): Promise<void> {
+    const config = originConfigSchema.parse(raw);
+    if (index >= config.shards) return this.disable();
+    const now = Date.now();
+    this.placement = { config, index };
+    this.limits = shardLimits(config, index);
+    this.store.savePlacement(this.placement);
+    const applied = applyOriginLimits(this.core ?? initialOriginState(this.limits, now), this.limits);
+    this.core = applied.state;
+    for (const victim of applied.evicted) this.answerShed(victim, "evicted", now);
+    this.pumpAt(now);
+    this.flush();
+  }
+
+  /** Turns the stage off here: waiters are let through unguarded, state forgotten. */
+  async disable(): Promise<void> {
+    for (const resolve of this.waiters.values()) resolve({ kind: "disabled" });
+    this.waiters.clear();
+    this.leases.clear();
+    this.clearTimers();
+    this.placement = null;
+    this.limits = null;
+    this.core = null;
+    this.counters = emptyOriginCounters();
+    this.store.deleteAll();
+    await this.ctx.storage.deleteAlarm();
+    this.alarmAt = null;
+  }
+
+  async acquire(raw: AcquireRequest): Promise<AcquireDecision> {
+    const request = acquireRequestSchema.parse(raw);
+    this.counters = countOriginCall(this.counters, "acquire");
+    if (request.localSheds) this.countEdgeSheds(request.localSheds);
+    const limits = this.limits;
+    if (!limits || !this.core) return { kind: "disabled" };
+    const now = Date.now();
+    this.pumpAt(now);
+    const id = crypto.randomUUID();
+    const arrival = {
+      id,
+      tenant: request.tenant,
+      weight: request.weight,
+      priority: request.priority,
+      deadline: request.deadline,
+    };
+    const result = arrive(this.core, limits, arrival, now);
+    this.core = result.state;
+    this.counters = { ...this.counters, arrived: this.counters.arrived + 1 };
+    for (const victim of result.evicted) this.answerShed(victim, "evicted", now);
+    this.markDirty();
+    const outcome = result.outcome;
+    switch (outcome.kind) {
+      case "admit":
+        return this.grant(arrival, now, 0);
+      case "shed":
+        this.counters = countOriginSheds(
+          this.counters,
+          [{ cause: outcome.cause, priority: request.priority, count: 1 }],
+          {
+            atEdge: false,
+            arrived: false,
+          },
+        );
+        return {
+          kind: "shed",
+          reason: reasonOf(outcome.cause),
+          cause: outcome.cause,
+          retryAfterMs: outcome.retryAfterMs,
+          waitedMs: 0,
+          saturation: originSaturation(
+            outcome,
+            request.priority,
+            originQueueDrainMs(this.core, limits, now),
+            this.core.serviceMsEwma,
+          ),
+          tenantHold: outcome.cause === "tenant_backoff",
+        };
+      case "queued": {
+        const decision = new Promise<AcquireDecision>((resolve) => this.waiters.set(id, resolve));
+        this.scheduleWake();
+        return decision;
+      }
+    }
+  }
+
+  /** Idempotent: a second release, or one of a reaped lease, changes nothing but the feedback. */
+  async release(leaseId: string, raw: OriginRelease): Promise<void> {
+    const report = originReleaseSchema.parse(raw);
+    this.counters = countOriginCall(this.counters, "release");
+    const limits = this.limits;
+    const lease = this.leases.get(leaseId);
+    if (!limits || !this.core || !lease || lease.lingering) return;
+    const now = Date.now();
+    const drop =
+      report.outcome === "deadline_exceeded" ||
+      report.outcome === "origin_failed" ||
+      report.status >= 500 ||
+      report.status === 429;
+    const backoffMs = report.status === 503 ? report.retryAfterMs : null;
+    const tenantBackoffMs = report.status === 429 ? report.retryAfterMs : null;
+    const placement = this.placement;
+    const capacity =
+      report.capacity === null || !placement
+        ? null
+        : shardShare(report.capacity, placement.index, placement.config.shards);
+    this.core = learn(
+      this.core,
+      limits,
+      { tenant: lease.tenant, latencyMs: report.latencyMs, drop, backoffMs, tenantBackoffMs, capacity },
+      now,
+    );
+    const hold = backoffMs !== null || tenantBackoffMs !== null;
+    this.counters = countOriginRelease(this.counters, { reaped: false, drop, hold });
+    if (hold) this.tellSiblings(lease.tenant, tenantBackoffMs !== null, this.core, now);
+    if (report.outcome === "deadline_exceeded") {
+      // Still running at the origin, most likely: the slot stays taken for a while.
+      const lingering = { ...lingerLease(lease, this.core.serviceMsEwma, now), tenant: lease.tenant };
+      this.leases.set(leaseId, lingering);
+      this.ensureAlarm(lingering.expiresAt);
+    } else {
+      this.freeSlot(lease, report.outcome === "completed" ? now - lease.admittedAt : null);
+    }
+    this.markDirty();
+    this.pumpAt(now);
+  }
+
+  /** A hold another shard learnt from the origin. */
+  async hold(tenant: string | null, untilMs: number): Promise<void> {
+    this.counters = countOriginCall(this.counters, "hold");
+    if (!this.limits || !this.core) return;
+    const now = Date.now();
+    this.core = holdBack(this.core, this.limits, { tenant, untilMs }, now);
+    this.markDirty();
+    this.pumpAt(now);
+  }
+
+  /** Sheds isolates decided from this shard's verdicts and holds, reported in batches. */
+  async recordLocalSheds(batch: OriginShedCount[]): Promise<void> {
+    this.counters = countOriginCall(this.counters, "reportSheds");
+    const parsed = acquireRequestSchema.shape.localSheds.parse(batch);
+    if (parsed) this.countEdgeSheds(parsed);
+  }
+
+  async stats(): Promise<{ readonly config: OriginConfig | null; readonly shard: OriginShardStats | null }> {
+    const limits = this.limits;
+    const placement = this.placement;
+    if (!limits || !placement || !this.core) return { config: null, shard: null };
+    const now = Date.now();
+    this.pumpAt(now);
+    const core = this.core;
+    const queuedByPriority = countByPriority();
+    for (const waiter of core.queue) queuedByPriority[waiter.priority] += 1;
+    let lingering = 0;
+    for (const lease of this.leases.values()) if (lease.lingering) lingering += 1;
+    let tenantsHeld = 0;
+    for (const until of Object.values(core.tenantBackoff)) if (until > now) tenantsHeld += 1;
+    return {
+      config: placement.config,
+      shard: {
+        index: placement.index,
+        limit: {
+          ceiling: limits.ceiling,
+          floor: limits.floor,
+          adaptive: limits.adaptive ? Math.round(core.adaptive.limit * 100) / 100 : null,
+          capacity: core.capacity && core.capacity.until > now ? core.capacity.limit : null,
+          effective: effectiveLimit(core, limits, now),
+        },
+        inFlight: core.inFlight,
+        inFlightByPriority: { ...core.inFlightByPriority },
+        lingering,
+        queued: core.queue.length,
+        queuedByPriority,
+        backoffMs: Math.max(0, core.backoffUntil - now),
+        tenantsHeld,
+        latency: {
+          baselineMs: core.adaptive.baselineMs,
+          lastMs: core.adaptive.lastLatencyMs,
+          serviceMs: core.serviceMsEwma,
+        },
+        counters: this.counters,
+      },
+    };
+  }
+
+  override async alarm(): Promise<void> {
+    this.alarmAt = null;
+    this.reapAt(Date.now());
+  }
+
+  /** Frees leases whose holder vanished and slots that lingered long enough, as of `now`. */
+  reapAt(now: number): void {
+    for (const lease of expiredLeases(this.leases.values(), now)) {
+      if (!lease.lingering)
+        this.counters = countOriginRelease(this.counters, { reaped: true, drop: false, hold: false });
+      this.freeSlot(lease, null);
+    }
+    this.pumpAt(Math.min(now, Date.now()));
+    this.ensureAlarm(earliestLeaseExpiry(this.leases.values()));
+    this.flush();
+  }
+
+  flush(): void {
+    if (this.flushTimer) clearTimeout(this.flushTimer);
+    this.flushTimer = null;
+    if (!this.core) return;
+    this.store.saveRuntime({
+      leases: [...this.leases.values()],
+      adaptive: this.core.adaptive,
+      capacity: this.core.capacity,
+      backoffUntil: this.core.backoffUntil,
+      tenantBackoff: this.core.tenantBackoff,
+      serviceMsEwma: this.core.serviceMsEwma,
+      counters: this.counters,
+    });
+  }
+
+  private countEdgeSheds(batch: readonly OriginShedCount[]): void {
+    if (batch.length === 0) return;
+    this.counters = countOriginSheds(this.counters, batch, { atEdge: true, arrived: true });
+    this.markDirty();
+  }
+
+  /** Other shards learn the origin's hold too: it is the origin's, not this shard's. */
+  private tellSiblings(tenant: string, tenantOnly: boolean, core: OriginState, now: number): void {
+    const placement = this.placement;
+    if (!placement || placement.config.shards <= 1) return;
+    const untilMs = tenantOnly ? (core.tenantBackoff[tenant] ?? now) : core.backoffUntil;
+    for (let index = 0; index < placement.config.shards; index += 1) {
+      if (index === placement.index) continue;
+      this.ctx.waitUntil(
+        this.env.ORIGIN_GUARD.getByName(originShardName(index))
+          .hold(tenantOnly ? tenant : null, untilMs)
+          .catch((error: unknown) => console.error(`telling shard ${index} of a hold failed`, error)),
+      );
+    }
+  }
+
+  private pumpAt(now: number): void {
+    if (!this.core || !this.limits) return;
+    const result = pump(this.core, this.limits, now);
+    this.core = result.state;
+    for (const { waiter, cause } of result.shed) this.answerShed(waiter, cause, now);
+    for (const waiter of result.granted) {
+      const resolve = this.waiters.get(waiter.id);
+      this.waiters.delete(waiter.id);
+      resolve?.(this.grant(waiter, now, now - waiter.enqueuedAt));
+    }
+    if (result.granted.length > 0 || result.shed.length > 0) this.markDirty();
+    this.scheduleWake();
+  }
+
+  /** Records an admission the core already made. */
+  private grant(
+    who: Pick<OriginWaiter, "id" | "tenant" | "priority" | "deadline">,
+    now: number,
+    waitedMs: number,
+  ): Extract<AcquireDecision, { kind: "admit" }> {
+    const lease: OriginLease = { ...newLease(who.id, who.priority, who.deadline, now), tenant: who.tenant };
+    this.leases.set(lease.id, lease);
+    this.ensureAlarm(lease.expiresAt);
+    this.counters = countOriginAdmit(this.counters, who.priority);
+    const limit = this.core && this.limits ? effectiveLimit(this.core, this.limits, now) : 0;
+    return { kind: "admit", leaseId: lease.id, waitedMs, limit };
+  }
+
+  private answerShed(waiter: OriginWaiter, cause: OriginShedCause, now: number): void {
+    const resolve = this.waiters.get(waiter.id);
+    this.waiters.delete(waiter.id);
+    this.counters = countOriginSheds(this.counters, [{ cause, priority: waiter.priority, count: 1 }], {
+      atEdge: false,
+      arrived: false,
+    });
+    const core = this.core;
+    const held =
+      cause === "backoff"
+        ? core?.backoffUntil
+        : cause === "tenant_backoff"
+          ? core?.tenantBackoff[waiter.tenant]
+          : undefined;
+    const retryAfterMs =
+      held !== undefined
+        ? Math.max(0, held - now)
+        : core && this.limits
+          ? originQueueDrainMs(core, this.limits, now)
+          : 0;
+    resolve?.({
+      kind: "shed",
+      reason: reasonOf(cause),
+      cause,
+      retryAfterMs,
+      waitedMs: now - waiter.enqueuedAt,
+      saturation: null,
+      tenantHold: cause === "tenant_backoff",
+    });
+  }
+
+  private freeSlot(lease: OriginLease, heldMs: number | null): void {
+    this.leases.delete(lease.id);
+    if (this.core) this.core = releaseSlot(this.core, lease, heldMs);
+  }
+
+  private scheduleWake(): void {
+    if (this.wakeTimer) clearTimeout(this.wakeTimer);
+    this.wakeTimer = null;
+    const now = Date.now();
+    const at = this.core ? nextWakeAt(this.core, now) : null;
+    if (at === null) return;
+    // Date.now() only moves at I/O in workerd; a timer is the I/O that moves it here.
+    this.wakeTimer = setTimeout(
+      () => {
+        this.wakeTimer = null;
+        this.pumpAt(Date.now());
+      },
+      Math.max(0, at - now),
+    );
+  }
+
+  /** As in TenantGuard: a recorded alarm time is trusted only while it is still ahead. */
+  private ensureAlarm(at: number | null): void {
+    if (at === null) return;
+    const now = Date.now();
+    if (this.alarmAt !== null && this.alarmAt > now && this.alarmAt <= at) return;
+    this.alarmAt = Math.max(Math.ceil(at), now + 1);
+    void this.ctx.storage.setAlarm(this.alarmAt);
+  }
+
+  private markDirty(): void {
+    this.flushTimer ??= setTimeout(() => this.flush(), ORIGIN_FLUSH_INTERVAL_MS);
+  }
+
+  private clearTimers(): void {
+    if (this.wakeTimer) clearTimeout(this.wakeTimer);
+    if (this.flushTimer) clearTimeout(this.flushTimer);
+    this.wakeTimer = null;
+    this.flushTimer = null;
+  }
+}

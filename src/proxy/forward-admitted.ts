@@ -1,0 +1,248 @@
+/**
+ * An admitted request's way to the origin: through the origin stage (when on), then forwarded
+ * streaming with its deadline, and every slot it holds released when its response ends.
+ */
+import { remainingMs } from "../admission/deadline";
+import type { DecisionSink } from "../analytics";
+import { type GuardConfig, guardConfig } from "../config";
+import { enterFailOpen } from "../edge/fail-open-gate";
+import type { Env } from "../env";
+import type { OriginConfig } from "../origin/origin-config";
+import type { OriginRelease } from "../origin/origin-rpc";
+import { GUARD_PROBLEM_BASE, problemResponse } from "../problem";
+import { setRateLimitFields } from "../ratelimit-fields";
+import type { ReleaseOutcome } from "../tenant/rpc";
+import { type OriginFetch, forwardToOrigin, originTarget } from "./forward";
+import { clientResponseHeaders, originRequestHeaders } from "./header-hygiene";
+import { asksForHold, capacityGrant, retryAfterMs } from "./origin-feedback";
+import { type OriginTicket, acquireOrigin, holdAtEdge, releaseOrigin } from "./origin-stage";
+import type { Admitted, Plan } from "./plan";
+import { planEvent, shed } from "./shed-answer";
+import { releaseOnEnd } from "./release-on-end";
+
+export interface ProxyPorts {
+  readonly originFetch: OriginFetch;
+  readonly sink: DecisionSink;
+  readonly random: () => number;
+}
+
+export interface ForwardContext {
+  readonly request: Request;
+  readonly url: URL;
+  readonly env: Env;
+  readonly ctx: ExecutionContext;
+  readonly ports: ProxyPorts;
+  readonly plan: Plan;
+  /** The origin stage's config, or null when the stage is off. */
+  readonly origin: OriginConfig | null;
+}
+
+/**
+ * Less than this left of the budget and the request is not sent: no origin answers in time, and
+ * the Worker's clock, which only moves at I/O, may already be a few ms behind (the lab saw
+ * requests reach the origin 2 ms past their deadline).
+ */
+const MIN_FORWARD_BUDGET_MS = 10;
+
+/** After a 504 the origin was slow, not full: a short, jittered pause before a retry. */
+const DEADLINE_RETRY_MS = 1_000;
+
+/** How long a client should stay away when the guard itself cannot decide. */
+export const UNAVAILABLE_RETRY_MS = 2_000;
+
+export const DEGRADED_HEADER = "x-guard-degraded";
+
+/**
+ * FAIL_MODE=open: a slot of this isolate's conservative limiter when an object could not be
+ * asked; null when failing closed (or the limiter is full). The caller sheds on null.
+ */
+export function failOpenSlot(config: GuardConfig): (() => void) | null {
+  return config.failMode === "open" ? enterFailOpen(config.failOpenMaxInFlight) : null;
+}
+
+/** What the origin's answer showed, for the origin stage's release. */
+interface OriginAnswer {
+  readonly status: number;
+  readonly latencyMs: number | null;
+  readonly retryAfterMs: number | null;
+  readonly capacity: number | null;
+}
+
+const NO_ANSWER: OriginAnswer = { status: 0, latencyMs: null, retryAfterMs: null, capacity: null };
+
+function originAnswer(response: Response, origin: OriginConfig | null, latencyMs: number, now: number): OriginAnswer {
+  return {
+    status: response.status,
+    latencyMs,
+    retryAfterMs: asksForHold(response.status) ? retryAfterMs(response.headers.get("retry-after"), now) : null,
+    capacity: origin?.capacityHeader ? capacityGrant(response.headers.get(origin.capacityHeader)) : null,
+  };
+}
+
+function originOutcome(outcome: ReleaseOutcome): OriginRelease["outcome"] {
+  return outcome === "not_forwarded" ? "cancelled" : outcome;
+}
+
+export async function forwardAdmitted(fc: ForwardContext, admission: Admitted): Promise<Response> {
+  const { request, env, ctx, ports, plan } = fc;
+  let ticket: OriginTicket | null = null;
+  let leaveFailOpen: (() => void) | null = null;
+  if (fc.origin) {
+    const gate = await acquireOrigin(
+      env,
+      ctx,
+      fc.origin,
+      {
+        tenant: plan.identity.tenant.name,
+        weight: plan.identity.tenant.config.weight,
+        priority: plan.priority,
+        deadline: plan.deadline,
+      },
+      ports.random,
+    );
+    if (gate.kind === "shed") {
+      admission.release("not_forwarded");
+      return shed(ports, request, plan, {
+        reason: gate.reason,
+        retryAfterMs: gate.retryAfterMs,
+        quota: admission.quota,
+        waitedMs: admission.waitedMs + gate.waitedMs,
+        stage: "origin",
+        decidedAt: gate.decidedAt,
+      });
+    }
+    if (gate.kind === "unavailable") {
+      console.error("origin stage unavailable", gate.error);
+      // Already let through on the fail-open limiter: that one slot covers this stage too.
+      leaveFailOpen = admission.decidedAt === "fail-open" ? null : failOpenSlot(guardConfig(env));
+      if (!leaveFailOpen && admission.decidedAt !== "fail-open") {
+        admission.release("not_forwarded");
+        return shed(ports, request, plan, {
+          reason: "guard_unavailable",
+          retryAfterMs: UNAVAILABLE_RETRY_MS,
+          quota: admission.quota,
+          waitedMs: admission.waitedMs,
+          stage: "guard",
+        });
+      }
+    } else {
+      ticket = gate.ticket;
+    }
+  }
+  const degraded = admission.decidedAt === "fail-open" || leaveFailOpen !== null;
+  return send(fc, admission, ticket, degraded, leaveFailOpen);
+}
+
+async function send(
+  fc: ForwardContext,
+  admission: Admitted,
+  ticket: OriginTicket | null,
+  degraded: boolean,
+  leaveFailOpen: (() => void) | null,
+): Promise<Response> {
+  const { request, url, env, ctx, ports, plan } = fc;
+  const forwardedAt = Date.now();
+  const waitedMs = admission.waitedMs + (ticket?.waitedMs ?? 0);
+  let answer = NO_ANSWER;
+  let released = false;
+  /** Releases every slot once; records the outcome unless a shed answer already recorded it. */
+  const finish = (outcome: ReleaseOutcome, status: number, recorded = false) => {
+    if (released) return;
+    released = true;
+    admission.release(outcome);
+    if (ticket) releaseOrigin(env, ctx, ticket, { outcome: originOutcome(outcome), ...answer });
+    leaveFailOpen?.();
+    if (!recorded) {
+      ports.sink.record({
+        ...planEvent(request, plan),
+        outcome: outcome === "origin_failed" || outcome === "deadline_exceeded" ? "error" : "admitted",
+        reason: outcome,
+        decidedAt: degraded ? "fail-open" : admission.decidedAt,
+        stage: degraded ? "guard" : "forward",
+        queueWaitMs: waitedMs,
+        queueDepth: admission.quota.queued,
+        status,
+        originMs: Date.now() - forwardedAt,
+        inFlight: admission.quota.inFlight,
+        originLimit: ticket?.limit ?? 0,
+      });
+    }
+  };
+
+  /** The 504: releases the slots as `outcome` and answers with the shed signals. */
+  const deadlineAnswer = (outcome: ReleaseOutcome, originMs: number) => {
+    finish(outcome, 504, true);
+    return shed(ports, request, plan, {
+      reason: "deadline_exceeded",
+      retryAfterMs: DEADLINE_RETRY_MS,
+      quota: admission.quota,
+      waitedMs,
+      stage: "forward",
+      decidedAt: degraded ? "fail-open" : admission.decidedAt,
+      originMs,
+      originLimit: ticket?.limit ?? 0,
+    });
+  };
+
+  const timeoutMs = remainingMs(plan.deadline, forwardedAt);
+  // Admitted at the last moment: sending it now would only be late work for the origin.
+  if (timeoutMs < MIN_FORWARD_BUDGET_MS) return deadlineAnswer("cancelled", 0);
+  const config = guardConfig(env);
+  const headers = originRequestHeaders(request.headers, {
+    tenant: plan.identity.tenant.name,
+    priority: plan.priority,
+    deadline: plan.deadline,
+    timeoutMs,
+    clientIp: request.headers.get("cf-connecting-ip"),
+    publicUrl: url,
+    requestId: admission.requestId,
+  });
+  if (ticket) headers.set("x-guard-origin-limit", String(ticket.limit));
+  const result = await forwardToOrigin(
+    originTarget(config.originUrl, url),
+    request,
+    headers,
+    plan.deadline,
+    forwardedAt,
+    ports.originFetch,
+  );
+
+  switch (result.kind) {
+    case "deadline_exceeded":
+      return deadlineAnswer("deadline_exceeded", Date.now() - forwardedAt);
+    case "client_gone":
+      finish("cancelled", 0);
+      return new Response(null, { status: 499 });
+    case "failed":
+      console.error(`origin fetch for '${plan.identity.tenant.name}' failed`, result.error);
+      finish("origin_failed", 502);
+      return problemResponse({
+        type: `${GUARD_PROBLEM_BASE}origin-unreachable`,
+        title: "Bad Gateway",
+        status: 502,
+        detail: "the origin could not be reached or reset the connection",
+        reason: "origin_failed",
+      });
+    case "response": {
+      const upstream = result.response;
+      const now = Date.now();
+      answer = originAnswer(upstream, fc.origin, now - forwardedAt, now);
+      if (fc.origin && answer.retryAfterMs !== null) {
+        holdAtEdge(plan.identity.tenant.name, upstream.status, answer.retryAfterMs, fc.origin.maxBackoffMs, now);
+      }
+      const responseHeaders = clientResponseHeaders(upstream.headers);
+      setRateLimitFields(responseHeaders, admission.quota, null);
+      if (degraded) responseHeaders.set(DEGRADED_HEADER, "fail-open");
+      const body = upstream.body
+        ? releaseOnEnd(upstream.body, result.deadlineSignal, (outcome) => finish(outcome, upstream.status))
+        : null;
+      if (!body) finish("completed", upstream.status);
+      return new Response(body, {
+        status: upstream.status,
+        statusText: upstream.statusText,
+        headers: responseHeaders,
+        encodeBody: "manual",
+      });
+    }
+  }
+}

@@ -1,0 +1,26 @@
+/**
+ * What an origin's response says about its capacity: Retry-After on a 503 or 429 (RFC 9110
+ * §10.2.3: delay-seconds or an HTTP-date) and, when configured, a capacity header whose value is
+ * the number of requests the origin accepts in flight. Anything unparsable is ignored: a broken
+ * header must not stop traffic.
+ */
+export function retryAfterMs(value: string | null, now: number): number | null {
+  if (value === null) return null;
+  const trimmed = value.trim();
+  if (/^\d{1,10}$/.test(trimmed)) return Number(trimmed) * 1000;
+  const date = Date.parse(trimmed);
+  if (Number.isNaN(date)) return null;
+  return Math.max(0, date - now);
+}
+
+export function capacityGrant(value: string | null): number | null {
+  if (value === null) return null;
+  const trimmed = value.trim();
+  if (!/^\d{1,7}$/.test(trimmed)) return null;
+  return Number(trimmed);
+}
+
+/** Only these answers ask for a hold: 503 for the whole origin, 429 for the tenant. */
+export function asksForHold(status: number): boolean {
+  return status === 503 || status === 429;
+}
