@@ -1,0 +1,313 @@
+import { env } from "cloudflare:workers";
+import { createExecutionContext, waitOnExecutionContext } from "cloudflare:test";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import type { DecisionEvent } from "../../src/analytics";
+import { createApp } from "../../src/app";
+import { clearOriginVerdicts } from "../../src/edge/origin-verdicts";
+import { clearVerdicts } from "../../src/edge/verdict-cache";
+import type { Env } from "../../src/env";
+import { type FakeOrigin, heldResponses, installFakeOrigin } from "./fake-origin";
+import { admin, createTenant, proxied, stats, statsWhen, uniqueTenant } from "./support";
+
+/**
+ * The origin stage in workerd: one config for the whole origin (this file's storage is its own),
+ * so every test sets the stage up itself and turns it off afterwards.
+ */
+let origin: FakeOrigin | undefined;
+
+/** No reservations: every class may fill the whole limit (tests of the limit itself). */
+const ALL_CLASSES_EVERYTHING = { low: 1, normal: 1, high: 1, critical: 1 };
+
+interface OriginView {
+  config: Record<string, unknown> | null;
+  stats: {
+    inFlight: number;
+    queued: number;
+    limit: { effective: number; capacity: number | null };
+    backoffMs: number;
+    counters: { arrived: number; admitted: number; released: number; shedByCause: Record<string, number> };
+  } | null;
+}
+
+async function putOrigin(config: Record<string, unknown>) {
+  const response = await admin("PUT", "/origin", config);
+  expect(response.status, await response.clone().text()).toBe(200);
+}
+
+async function originView(): Promise<OriginView> {
+  return (await (await admin("GET", "/origin")).json()) as OriginView;
+}
+
+async function originWhen(condition: (view: OriginView) => boolean, turns = 200): Promise<OriginView> {
+  let view = await originView();
+  for (let turn = 0; turn < turns && !condition(view); turn += 1) {
+    await scheduler.wait(10);
+    view = await originView();
+  }
+  return view;
+}
+
+beforeEach(() => {
+  clearVerdicts();
+  clearOriginVerdicts();
+});
+
+afterEach(async () => {
+  origin?.restore();
+  origin = undefined;
+  await admin("DELETE", "/origin");
+});
+
+async function expectShed(response: Response, status: number, reason: string) {
+  expect(response.status).toBe(status);
+  expect(response.headers.get("content-type")).toBe("application/problem+json");
+  expect(Number(response.headers.get("retry-after"))).toBeGreaterThanOrEqual(1);
+  expect(response.headers.get("ratelimit-policy")).toMatch(/^"guard-rate";q=\d+;w=\d+/);
+  expect(await response.json()).toMatchObject({ status, reason });
+}
+
+describe("origin stage configuration", () => {
+  it("is off until configured, and shows its config and stats once it is", async () => {
+    expect(await originView()).toEqual({ config: null, stats: null });
+    await putOrigin({ maxInFlight: 8 });
+    const view = await originView();
+    expect(view.config).toMatchObject({ maxInFlight: 8, minInFlight: 1, shards: 1, adaptive: true });
+    expect(view.stats).toMatchObject({ inFlight: 0, queued: 0, limit: { effective: 8 } });
+  });
+
+  it("refuses a bad origin config with a problem naming the field, and keeps the one stored", async () => {
+    await putOrigin({ maxInFlight: 8, minInFlight: 2 });
+    const cases: Array<[unknown, string]> = [
+      [{ maxInFlight: 4, minInFlight: 9 }, "minInFlight"],
+      [{ maxInFlight: 4, minInFlight: 2, shards: 3 }, "shards"],
+      [{ maxInFlight: 4, reservations: { low: 0.9, normal: 0.5, high: 1, critical: 1 } }, "reservations.normal"],
+      [{ maxInFlight: 4, reservations: { low: 0.5, normal: 0.5, high: 0.5, critical: 0.9 } }, "reservations.critical"],
+      [{ maxInFlight: 4, capacityHeader: "bad header" }, "capacityHeader"],
+      [{ maxInFlight: 0 }, "maxInFlight"],
+      [{ maxInFlight: 4, surprise: 1 }, "surprise"],
+    ];
+    for (const [body, field] of cases) {
+      const response = await admin("PUT", "/origin", body);
+      expect(response.status).toBe(400);
+      expect(response.headers.get("content-type")).toBe("application/problem+json");
+      const problem = (await response.json()) as { errors: Array<{ field: string }> };
+      expect(problem.errors.map((error) => error.field)).toContain(field);
+    }
+    expect((await originView()).config).toMatchObject({ maxInFlight: 8, minInFlight: 2 });
+  });
+});
+
+describe("origin stage on the request path", () => {
+  it("holds the origin's in-flight to the global limit although each tenant is within its own", async () => {
+    const held = heldResponses();
+    origin = installFakeOrigin(held.handler);
+    await putOrigin({ maxInFlight: 2, adaptive: false, maxQueue: 0, reservations: ALL_CLASSES_EVERYTHING });
+    const a = await createTenant(uniqueTenant("ga"));
+    const b = await createTenant(uniqueTenant("gb"));
+    const first = proxied(a);
+    const second = proxied(b);
+    await originWhen((view) => view.stats?.inFlight === 2);
+    const third = await proxied(a);
+    await expectShed(third, 503, "origin_saturated");
+    expect(origin.requests).toHaveLength(2);
+    expect(origin.requests[0]?.headers.get("x-guard-origin-limit")).toBe("2");
+    held.releaseNext();
+    held.releaseNext();
+    expect(await (await first).text()).toBe("done");
+    expect(await (await second).text()).toBe("done");
+    const view = await originWhen((v) => v.stats?.inFlight === 0);
+    expect(view.stats?.counters).toMatchObject({ arrived: 3, admitted: 2, released: 2 });
+  });
+
+  it("gives the tenant its token back when the origin stage refuses its request", async () => {
+    const held = heldResponses();
+    origin = installFakeOrigin(held.handler);
+    await putOrigin({ maxInFlight: 1, adaptive: false, maxQueue: 0 });
+    const tenant = uniqueTenant("refund");
+    const key = await createTenant(tenant, { rate: 0.001, burst: 3 });
+    const first = proxied(key);
+    await originWhen((view) => view.stats?.inFlight === 1);
+    await expectShed(await proxied(key), 503, "origin_saturated");
+    const s = await statsWhen(tenant, (x) => x.counters.notForwarded === 1);
+    expect(s.counters.notForwarded).toBe(1);
+    // Two admissions took two tokens; the refused one came back: one spent, two left.
+    expect(Math.round(s.state.tokens)).toBe(2);
+    held.releaseNext();
+    await first;
+  });
+
+  it("keeps low priorities to their reserved share so critical traffic still gets through", async () => {
+    const held = heldResponses();
+    origin = installFakeOrigin(held.handler);
+    await putOrigin({ maxInFlight: 10, adaptive: false, maxQueue: 0 });
+    const key = await createTenant(uniqueTenant("resv"), { maxInFlight: 20, maxClientPriority: "critical" });
+    const low = Array.from({ length: 6 }, () => proxied(key, "/api/thing", { headers: { "x-priority": "low" } }));
+    await originWhen((view) => view.stats?.inFlight === 6);
+    await expectShed(await proxied(key, "/api/thing", { headers: { "x-priority": "low" } }), 503, "origin_saturated");
+    const critical = proxied(key, "/api/thing", { headers: { "x-priority": "critical" } });
+    await originWhen((view) => view.stats?.inFlight === 7);
+    expect(origin.requests.map((r) => r.headers.get("x-guard-priority"))).toEqual([
+      ...Array(6).fill("low"),
+      "critical",
+    ]);
+    for (let i = 0; i < 7; i += 1) held.releaseNext();
+    expect((await critical).status).toBe(200);
+    for (const response of await Promise.all(low)) expect(response.status).toBe(200);
+  });
+
+  it("holds all traffic back after an origin 503 with Retry-After, then lets it through when the hold ends", async () => {
+    let answer503 = true;
+    origin = installFakeOrigin(() =>
+      answer503 ? new Response("busy", { status: 503, headers: { "retry-after": "1" } }) : Response.json({ ok: true }),
+    );
+    await putOrigin({ maxInFlight: 4 });
+    const a = await createTenant(uniqueTenant("hold-a"));
+    const b = await createTenant(uniqueTenant("hold-b"));
+    const first = await proxied(a);
+    expect(first.status).toBe(503);
+    expect(await first.text()).toBe("busy");
+    answer503 = false;
+    // Neither tenant's request reaches the origin while the hold lasts, whoever asks.
+    await expectShed(await proxied(b), 503, "origin_backoff");
+    await expectShed(await proxied(a, "/api/thing", { headers: { "x-priority": "normal" } }), 503, "origin_backoff");
+    expect(origin.requests).toHaveLength(1);
+    await scheduler.wait(1_050);
+    expect((await proxied(b)).status).toBe(200);
+    const view = await originView();
+    expect(view.stats?.counters.shedByCause.backoff).toBeGreaterThanOrEqual(1);
+  });
+
+  it("holds back only the tenant an origin 429 with Retry-After was for", async () => {
+    origin = installFakeOrigin((request) =>
+      request.headers.get("x-guard-tenant")?.startsWith("hot-")
+        ? new Response("slow down", { status: 429, headers: { "retry-after": "30" } })
+        : Response.json({ ok: true }),
+    );
+    await putOrigin({ maxInFlight: 4 });
+    const hot = await createTenant(uniqueTenant("hot"));
+    const calm = await createTenant(uniqueTenant("calm"));
+    expect((await proxied(hot)).status).toBe(429);
+    await expectShed(await proxied(hot), 429, "origin_rate_limited");
+    expect((await proxied(calm)).status).toBe(200);
+    expect(origin.requests.map((r) => r.headers.get("x-guard-tenant")?.split("-")[0])).toEqual(["hot", "calm"]);
+  });
+
+  it("never sends more than the origin's capacity header grants", async () => {
+    const held = heldResponses();
+    let grant = "1";
+    origin = installFakeOrigin(async (request) => {
+      if (request.headers.get("x-first") === "yes") {
+        return Response.json({ ok: true }, { headers: { "x-origin-capacity": grant } });
+      }
+      return held.handler(request);
+    });
+    await putOrigin({ maxInFlight: 8, adaptive: false, maxQueue: 0, capacityHeader: "X-Origin-Capacity" });
+    const key = await createTenant(uniqueTenant("cap"));
+    expect(await (await proxied(key, "/api/thing", { headers: { "x-first": "yes" } })).json()).toEqual({ ok: true });
+    const view = await originWhen((v) => v.stats?.limit.capacity === 1 && v.stats.inFlight === 0);
+    expect(view.stats?.limit).toMatchObject({ capacity: 1, effective: 1 });
+    const one = proxied(key);
+    await originWhen((v) => v.stats?.inFlight === 1);
+    await expectShed(await proxied(key), 503, "origin_saturated");
+    expect(held.waiting).toBe(1);
+    grant = "8";
+    held.releaseNext();
+    expect(await (await one).text()).toBe("done");
+  });
+
+  it("makes a request wait in the origin stage's queue for a slot another tenant frees", async () => {
+    const held = heldResponses();
+    origin = installFakeOrigin(held.handler);
+    await putOrigin({ maxInFlight: 1, adaptive: false, maxQueue: 4, maxWaitMs: 5_000 });
+    const a = await createTenant(uniqueTenant("qa"));
+    const b = await createTenant(uniqueTenant("qb"));
+    const first = proxied(a);
+    await originWhen((v) => v.stats?.inFlight === 1);
+    const second = proxied(b);
+    await originWhen((v) => v.stats?.queued === 1);
+    expect(origin.requests).toHaveLength(1);
+    held.releaseNext();
+    expect(await (await first).text()).toBe("done");
+    await originWhen(() => held.waiting === 1);
+    held.releaseNext();
+    expect(await (await second).text()).toBe("done");
+  });
+});
+
+/** A namespace whose objects always fail as an overloaded Durable Object does. */
+function overloadedNamespace(): unknown {
+  const fail = () =>
+    Promise.reject(
+      Object.assign(new Error("Durable Object is overloaded. Too many requests queued."), { overloaded: true }),
+    );
+  return { getByName: () => new Proxy({}, { get: () => fail }) };
+}
+
+function guardWith(overrides: Partial<Record<keyof Env, unknown>>) {
+  const events: DecisionEvent[] = [];
+  const app = createApp({ sink: () => ({ record: (event) => events.push(event) }), random: () => 0 });
+  const faulty = { ...env, ...overrides } as Env;
+  const send = async (key: string) => {
+    const ctx = createExecutionContext();
+    const response = await app.fetch(
+      new Request("http://guard.test/api/thing", { headers: { "x-api-key": key } }),
+      faulty,
+      ctx,
+    );
+    const body = await response.text();
+    await waitOnExecutionContext(ctx);
+    return { response, body };
+  };
+  return { events, send };
+}
+
+describe("when a Durable Object cannot be asked", () => {
+  it("fails closed by default: 503 guard_unavailable with every signal, nothing forwarded", async () => {
+    origin = installFakeOrigin();
+    const key = await createTenant(uniqueTenant("closed"));
+    const guard = guardWith({ TENANT_GUARD: overloadedNamespace() });
+    const { response, body } = await guard.send(key);
+    expect(response.status).toBe(503);
+    expect(Number(response.headers.get("retry-after"))).toBeGreaterThanOrEqual(1);
+    expect(JSON.parse(body)).toMatchObject({ reason: "guard_unavailable" });
+    expect(origin.requests).toHaveLength(0);
+    expect(guard.events.map((e) => [e.reason, e.stage])).toEqual([["guard_unavailable", "guard"]]);
+  });
+
+  it("fails open when configured: forwards within the local limiter, marked and counted as degraded", async () => {
+    const held = heldResponses();
+    origin = installFakeOrigin(held.handler);
+    const key = await createTenant(uniqueTenant("open"));
+    const guard = guardWith({ TENANT_GUARD: overloadedNamespace(), FAIL_MODE: "open", FAIL_OPEN_MAX_IN_FLIGHT: "1" });
+    const first = guard.send(key);
+    for (let turn = 0; turn < 200 && held.waiting === 0; turn += 1) await scheduler.wait(5);
+    // The local limiter is full: the next request is shed as if failing closed.
+    const second = await guard.send(key);
+    expect(second.response.status).toBe(503);
+    expect(JSON.parse(second.body)).toMatchObject({ reason: "guard_unavailable" });
+    held.releaseNext();
+    const { response } = await first;
+    expect(response.status).toBe(200);
+    expect(response.headers.get("x-guard-degraded")).toBe("fail-open");
+    expect(origin.requests).toHaveLength(1);
+    expect(guard.events.map((e) => [e.outcome, e.decidedAt, e.stage])).toEqual([
+      ["shed", "object", "guard"],
+      ["admitted", "fail-open", "guard"],
+    ]);
+  });
+
+  it("fails closed at the origin stage too, giving the tenant its slot and token back", async () => {
+    origin = installFakeOrigin();
+    await putOrigin({ maxInFlight: 4 });
+    const tenant = uniqueTenant("oclosed");
+    const key = await createTenant(tenant);
+    const guard = guardWith({ ORIGIN_GUARD: overloadedNamespace() });
+    const { response, body } = await guard.send(key);
+    expect(response.status).toBe(503);
+    expect(JSON.parse(body)).toMatchObject({ reason: "guard_unavailable" });
+    expect(origin.requests).toHaveLength(0);
+    const s = await statsWhen(tenant, (x) => x.state.inFlight === 0 && x.counters.notForwarded === 1);
+    expect(s.counters.notForwarded).toBe(1);
+    expect((await stats(tenant)).state.inFlight).toBe(0);
+  });
+});
