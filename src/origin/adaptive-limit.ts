@@ -9,8 +9,8 @@
  *   DROP_BACKOFF, as TCP halves its window on loss, but gentler;
  * - otherwise the latency gradient g = tolerance * baseline / windowLatency, clamped to
  *   [MIN_GRADIENT, 1]: below 1 the origin is queueing more than tolerated, and the limit shrinks
- *   by half the gradient's shortfall; at 1 it grows by sqrt(limit) / 2, but only when the window
- *   actually reached the limit (a limit nobody fills proves nothing).
+ *   by half the gradient's shortfall; at 1 it grows by sqrt(limit) / 2, but only when demand
+ *   actually met the limit in the window (a limit nobody fills proves nothing).
  * The baseline is the lowest window latency seen, creeping up by BASELINE_DRIFT per window
  * towards higher ones, so a lasting slowdown of the origin is accepted within tens of windows
  * instead of pinning the limit at the floor forever, while a queue the guard itself builds
@@ -24,6 +24,12 @@ export interface AdaptiveWindow {
   readonly drops: number;
   /** Highest in-flight count seen at an admission in this window. */
   readonly peakInFlight: number;
+  /**
+   * Demand met the limit in this window: an admission filled its class's share, or an arrival
+   * had to wait or was refused for want of a slot. With reservations, `normal` traffic alone
+   * never fills the whole limit, so the peak alone would never let the limit grow back.
+   */
+  readonly limited: boolean;
 }
 
 export interface AdaptiveState {
@@ -49,7 +55,7 @@ export const MIN_GRADIENT = 0.5;
 export const BASELINE_DRIFT = 0.02;
 
 function emptyWindow(now: number): AdaptiveWindow {
-  return { startedAt: now, samples: 0, latencySumMs: 0, drops: 0, peakInFlight: 0 };
+  return { startedAt: now, samples: 0, latencySumMs: 0, drops: 0, peakInFlight: 0, limited: false };
 }
 
 /** Starts at the ceiling: the operator's number is trusted until the origin shows strain. */
@@ -65,6 +71,12 @@ export function clampLimit(limit: number, bounds: AdaptiveBounds): number {
 export function noteInFlight(state: AdaptiveState, inFlight: number): AdaptiveState {
   if (inFlight <= state.window.peakInFlight) return state;
   return { ...state, window: { ...state.window, peakInFlight: inFlight } };
+}
+
+/** Notes that demand met the limit in this window (see `AdaptiveWindow.limited`). */
+export function noteLimited(state: AdaptiveState): AdaptiveState {
+  if (state.window.limited) return state;
+  return { ...state, window: { ...state.window, limited: true } };
 }
 
 export type Sample = { readonly kind: "latency"; readonly ms: number } | { readonly kind: "drop" };
@@ -98,7 +110,7 @@ function closeWindow(state: AdaptiveState, bounds: AdaptiveBounds, now: number):
   const gradient = Math.min(1, Math.max(MIN_GRADIENT, (bounds.latencyTolerance * baseline) / Math.max(latency, 1e-3)));
   let limit = state.limit;
   if (gradient < 1) limit = state.limit * (1 - (1 - gradient) / 2);
-  else if (w.peakInFlight >= Math.floor(state.limit)) limit = state.limit + Math.sqrt(state.limit) / 2;
+  else if (w.limited || w.peakInFlight >= Math.floor(state.limit)) limit = state.limit + Math.sqrt(state.limit) / 2;
   const baselineMs = latency < baseline ? latency : baseline + BASELINE_DRIFT * (latency - baseline);
   return { limit: clampLimit(limit, bounds), baselineMs, lastLatencyMs: latency, window: fresh };
 }

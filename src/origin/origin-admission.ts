@@ -14,6 +14,7 @@ import {
   type Sample,
   initialAdaptive,
   noteInFlight,
+  noteLimited,
   rebound,
   recordSample,
 } from "./adaptive-limit";
@@ -110,15 +111,20 @@ function heldUntil(state: OriginState, tenant: string, now: number): { until: nu
   return tenantUntil > now ? { until: tenantUntil, cause: "tenant_backoff" } : null;
 }
 
-function admitOne(state: OriginState, who: Pick<OriginWaiter, "tenant" | "priority">): OriginState {
+function admitOne(state: OriginState, who: Pick<OriginWaiter, "tenant" | "priority">, cap: number): OriginState {
   const inFlight = state.inFlight + 1;
+  const adaptive = noteInFlight(state.adaptive, inFlight);
   return {
     ...state,
     inFlight,
     inFlightByPriority: { ...state.inFlightByPriority, [who.priority]: state.inFlightByPriority[who.priority] + 1 },
     inFlightByTenant: { ...state.inFlightByTenant, [who.tenant]: (state.inFlightByTenant[who.tenant] ?? 0) + 1 },
-    adaptive: noteInFlight(state.adaptive, inFlight),
+    adaptive: inFlight >= cap ? noteLimited(adaptive) : adaptive,
   };
+}
+
+function limitedBy(state: OriginState): OriginState {
+  return { ...state, adaptive: noteLimited(state.adaptive) };
 }
 
 /**
@@ -169,8 +175,10 @@ export function arrive(
   const rank = priorityRank(arrival.priority);
   const ahead = state.queue.filter((waiter) => priorityRank(waiter.priority) >= rank).length;
   if (ahead === 0 && state.inFlight < cap) {
-    return { state: admitOne(state, arrival), outcome: { kind: "admit" }, evicted: [] };
+    return { state: admitOne(state, arrival, cap), outcome: { kind: "admit" }, evicted: [] };
   }
+  // From here on the arrival waits or is refused for want of a slot: demand met the limit.
+  state = limitedBy(state);
   if (cap === 0) {
     // No share at all right now (the origin granted no capacity, or the class has none).
     const lapse = state.capacity && state.capacity.until > now ? state.capacity.until - now : limits.capacityTtlMs;
@@ -214,8 +222,9 @@ export function pump(state: OriginState, limits: OriginLimits, now: number): Ori
   const granted: OriginWaiter[] = [];
   for (;;) {
     const candidate = nextToServe(next.queue, next.inFlightByTenant);
-    if (!candidate || next.inFlight >= capFor(next, limits, candidate.priority, now)) break;
-    next = { ...admitOne(next, candidate), queue: next.queue.filter((waiter) => waiter.id !== candidate.id) };
+    const cap = candidate ? capFor(next, limits, candidate.priority, now) : 0;
+    if (!candidate || next.inFlight >= cap) break;
+    next = { ...admitOne(next, candidate, cap), queue: next.queue.filter((waiter) => waiter.id !== candidate.id) };
     granted.push(candidate);
   }
   return { state: next, granted, shed: shedNow };

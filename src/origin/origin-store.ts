@@ -53,6 +53,7 @@ const runtimeSchema = z.object({
       latencySumMs: z.number(),
       drops: z.number(),
       peakInFlight: z.number(),
+      limited: z.boolean().default(false),
     }),
   }),
   capacity: z.object({ limit: z.number(), until: z.number() }).nullable(),
