@@ -25,7 +25,8 @@ export const DASHBOARD_HTML = `<!doctype html>
   input { flex:1 1 220px; padding:8px; background:var(--card); color:var(--text); border:1px solid var(--line); border-radius:6px; }
   button { padding:8px 14px; border:0; border-radius:6px; background:#238636; color:#fff; cursor:pointer; }
   #error { color:var(--bad); padding:0 16px; }
-  #tenants { display:grid; grid-template-columns:repeat(auto-fill, minmax(300px, 1fr)); gap:12px; padding:16px; }
+  .grid { display:grid; grid-template-columns:repeat(auto-fill, minmax(300px, 1fr)); gap:12px; padding:16px; }
+  #origin { padding-bottom:0; }
   .card { background:var(--card); border:1px solid var(--line); border-radius:8px; padding:12px; }
   .card h2 { font-size:15px; margin:0 0 8px; word-break:break-all; }
   .row { display:flex; justify-content:space-between; gap:8px; }
@@ -42,7 +43,8 @@ export const DASHBOARD_HTML = `<!doctype html>
 <header><h1>ingress guard</h1><span id="status">not connected</span></header>
 <form id="login"><input id="token" type="password" autocomplete="current-password" placeholder="admin token (ADMIN_TOKEN)" aria-label="admin token"><button type="submit">Connect</button></form>
 <div id="error" role="alert"></div>
-<main id="tenants" aria-live="polite"></main>
+<div id="origin" class="grid" aria-live="polite"></div>
+<main id="tenants" class="grid" aria-live="polite"></main>
 <script src="/__guard/dashboard.js"></script>
 </body>
 </html>
@@ -55,6 +57,9 @@ export const DASHBOARD_JS = `"use strict";
   const $ = (id) => document.getElementById(id);
   const history = new Map(); // tenant -> [{ at, queued, shedRate }]
   const previous = new Map(); // tenant -> { at, shed }
+  // The origin stage's own, apart from the tenants' maps: a tenant may be named "origin".
+  let originHistory = []; // [{ at, limit, inFlight }]
+  let originPrevious = null; // { at, shed }
   let token = sessionStorage.getItem("guard-token") || "";
   let timer = null;
 
@@ -90,12 +95,13 @@ export const DASHBOARD_JS = `"use strict";
     return list;
   }
 
-  function chart(points, maxQueue) {
+  // \`series\`: [{ values, max, color }], each line scaled to its own max.
+  function chart(series) {
     const canvas = el("canvas");
     canvas.width = 600; canvas.height = 140;
     const ctx = canvas.getContext("2d");
-    if (!ctx || points.length < 2) return canvas;
-    const draw = (values, max, color) => {
+    if (!ctx || !series.length || series[0].values.length < 2) return canvas;
+    const draw = ({ values, max, color }) => {
       ctx.strokeStyle = color; ctx.lineWidth = 3; ctx.beginPath();
       // The chart fills its width from the first polls on, and scrolls once it holds HISTORY points.
       const span = Math.max(values.length - 1, 1);
@@ -106,11 +112,20 @@ export const DASHBOARD_JS = `"use strict";
       });
       ctx.stroke();
     };
-    const queued = points.map((p) => p.queued);
-    const shed = points.map((p) => p.shedRate);
-    draw(queued, Math.max(1, maxQueue), "#58a6ff");
-    draw(shed, Math.max(1, ...shed), "#f85149");
+    series.forEach(draw);
     return canvas;
+  }
+
+  function legend(entries) {
+    const node = el("div", undefined, "legend muted");
+    for (const [label, color] of entries) node.appendChild(el("span", "— " + label)).style.color = color;
+    return node;
+  }
+
+  function metricLine(label, value, metric) {
+    const row = line(label, value);
+    row.lastChild.dataset.metric = metric;
+    return row;
   }
 
   function record(t, at) {
@@ -149,12 +164,71 @@ export const DASHBOARD_JS = `"use strict";
     node.appendChild(nonZero(t.counters.shedByReason));
     node.appendChild(el("div", "shed by priority", "muted"));
     node.appendChild(nonZero(t.counters.shedByPriority));
-    const legend = el("div", undefined, "legend muted");
-    legend.appendChild(el("span", "— queue depth")).style.color = "#58a6ff";
-    legend.appendChild(el("span", "— shed/s")).style.color = "#f85149";
-    node.appendChild(chart(points, limits.maxQueue));
-    node.appendChild(legend);
+    const shed = points.map((p) => p.shedRate);
+    node.appendChild(
+      chart([
+        { values: points.map((p) => p.queued), max: Math.max(1, limits.maxQueue), color: "#58a6ff" },
+        { values: shed, max: Math.max(1, ...shed), color: "#f85149" },
+      ]),
+    );
+    node.appendChild(legend([["queue depth", "#58a6ff"], ["shed/s", "#f85149"]]));
     return node;
+  }
+
+  function recordOrigin(stats, at) {
+    const before = originPrevious;
+    const shedRate = before && at > before.at ? ((stats.counters.shed - before.shed) * 1000) / (at - before.at) : 0;
+    originPrevious = { at, shed: stats.counters.shed };
+    originHistory.push({ at, limit: stats.limit.effective, inFlight: stats.inFlight });
+    while (originHistory.length > HISTORY) originHistory.shift();
+    return Math.max(0, shedRate);
+  }
+
+  // The whole origin stage (totals over its shards), shown as the tenant cards are.
+  function originCard(origin, at) {
+    const stats = origin.stats;
+    const limit = stats.limit;
+    const shedRate = recordOrigin(stats, at);
+    const node = el("section", undefined, "card");
+    node.dataset.stage = "origin";
+    node.appendChild(el("h2", "Origin"));
+    node.appendChild(metricLine("limit in force", limit.effective, "origin-limit"));
+    node.appendChild(line("ceiling / floor", limit.ceiling + " / " + limit.floor));
+    node.appendChild(line("adaptive", limit.adaptive === null ? "off" : limit.adaptive.toFixed(1)));
+    node.appendChild(line("origin's grant", limit.capacity === null ? "none" : limit.capacity));
+    const lingering = stats.lingering > 0 ? " (" + stats.lingering + " lingering)" : "";
+    node.appendChild(metricLine("in flight", stats.inFlight + " / " + limit.effective + lingering, "origin-in-flight"));
+    node.appendChild(bar(stats.inFlight, limit.effective));
+    const maxQueue = origin.config ? origin.config.maxQueue : 0;
+    node.appendChild(metricLine("queued", stats.queued + " / " + maxQueue, "origin-queued"));
+    node.appendChild(bar(stats.queued, maxQueue));
+    const backoff = stats.backoffMs > 0 ? (stats.backoffMs / 1000).toFixed(1) + " s left" : "none";
+    node.appendChild(metricLine("origin hold (503)", backoff, "origin-backoff"));
+    node.appendChild(metricLine("admitted", stats.counters.admitted, "origin-admitted"));
+    node.appendChild(
+      metricLine("shed (now)", stats.counters.shed + " (" + shedRate.toFixed(1) + "/s)", "origin-shed"),
+    );
+    node.appendChild(el("div", "shed by cause", "muted"));
+    node.appendChild(nonZero(stats.counters.shedByCause));
+    // One scale for both lines, so in-flight reads against the limit it must stay under.
+    const max = Math.max(1, ...originHistory.map((p) => Math.max(p.limit, p.inFlight)));
+    node.appendChild(
+      chart([
+        { values: originHistory.map((p) => p.limit), max, color: "#d29922" },
+        { values: originHistory.map((p) => p.inFlight), max, color: "#58a6ff" },
+      ]),
+    );
+    node.appendChild(legend([["limit in force", "#d29922"], ["in flight", "#58a6ff"]]));
+    return node;
+  }
+
+  function renderOrigin(origin, at) {
+    const on = Boolean(origin && origin.stats);
+    if (!on) {
+      originHistory = [];
+      originPrevious = null;
+    }
+    $("origin").replaceChildren(...(on ? [originCard(origin, at)] : []));
   }
 
   async function poll() {
@@ -163,6 +237,7 @@ export const DASHBOARD_JS = `"use strict";
       if (response.status === 401) return refuse("The admin token was refused.");
       if (!response.ok) throw new Error("overview answered " + response.status);
       const data = await response.json();
+      renderOrigin(data.origin, data.at);
       const main = $("tenants");
       main.replaceChildren(...data.tenants.map((t) => card(t, data.at)));
       if (!data.tenants.length) main.appendChild(el("p", "No tenants yet.", "muted"));

@@ -1,7 +1,8 @@
 // Browser test of the live dashboard: Debian's Chromium (no browser download), driven by
 // playwright-core, against the guard under `wrangler dev` in front of the lab's origin, with load
 // from this process. Run with `npm run test:browser`; CHROMIUM_PATH overrides /usr/bin/chromium.
-// It writes docs/dashboard.png and docs/dashboard-phone.png: the dashboard under load.
+// It writes docs/dashboard.png and docs/dashboard-phone.png: the dashboard under load, with the
+// origin stage on.
 import assert from "node:assert/strict";
 import { existsSync, mkdirSync } from "node:fs";
 import os from "node:os";
@@ -17,6 +18,7 @@ const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..")
 const TOKEN = "browser-test-admin-token-0123456789";
 const TENANT = "dashboard-demo";
 const KEY = "dashboard-demo-key-0123456789";
+const ORIGIN_MAX_IN_FLIGHT = 8;
 const CHROMIUM = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
 // Flags this machine needs: no sandbox as root, and no background calls to a closed network.
 const CHROMIUM_ARGS = [
@@ -73,6 +75,7 @@ before(async () => {
   });
   await admin("PUT", `/tenants/${TENANT}`, { rate: 20, burst: 10, maxInFlight: 2, maxQueue: 6, maxWaitMs: 800 });
   await admin("POST", `/tenants/${TENANT}/keys`, { key: KEY });
+  await admin("PUT", "/origin", { maxInFlight: ORIGIN_MAX_IN_FLIGHT });
   browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS });
 });
 
@@ -92,6 +95,34 @@ test("refuses a wrong token and shows no data", async () => {
     timeout: 10_000,
   });
   assert.equal(await page.locator("section.card").count(), 0);
+  await page.close();
+});
+
+test("shows the origin stage's card above the tenants, with its limit in force", async () => {
+  const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
+  await page.goto(`${guard.url}/__guard/dashboard`);
+  await page.fill("#token", TOKEN);
+  await page.click("button[type=submit]");
+  const card = page.locator('section.card[data-stage="origin"]');
+  await card.waitFor({ timeout: 15_000 });
+  await page.locator(`section.card[data-tenant="${TENANT}"]`).waitFor({ timeout: 15_000 });
+  const limit = Number(await card.locator('[data-metric="origin-limit"]').textContent());
+  assert.ok(
+    Number.isInteger(limit) && limit >= 1 && limit <= ORIGIN_MAX_IN_FLIGHT,
+    `the limit in force is a number within the ceiling (${limit})`,
+  );
+  assert.match(String(await card.locator('[data-metric="origin-in-flight"]').textContent()), /^\d+ \/ \d+/);
+  const originFirst = await page.evaluate(
+    ([tenant]) => {
+      const origin = document.querySelector('section[data-stage="origin"]');
+      const tenantCard = document.querySelector(`section[data-tenant="${tenant}"]`);
+      return Boolean(
+        origin && tenantCard && origin.compareDocumentPosition(tenantCard) & Node.DOCUMENT_POSITION_FOLLOWING,
+      );
+    },
+    [TENANT],
+  );
+  assert.ok(originFirst, "the origin card comes before the tenant cards");
   await page.close();
 });
 
@@ -122,6 +153,10 @@ test("renders the tenant and its numbers change as load changes", async () => {
   const during = load(9_000, 12);
   await new Promise((resolve) => setTimeout(resolve, 8_000));
   assert.equal(await page.locator("#login").isVisible(), false, "the token form hides once connected");
+  const originAdmitted = Number(
+    await page.locator('section[data-stage="origin"] [data-metric="origin-admitted"]').textContent(),
+  );
+  assert.ok(originAdmitted > 0, "the origin card counts the admissions the load made");
   await page.screenshot({ path: path.join(root, "docs/dashboard.png"), fullPage: true });
   await page.setViewportSize({ width: 390, height: 844 });
   await page.screenshot({ path: path.join(root, "docs/dashboard-phone.png") });
