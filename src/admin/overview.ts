@@ -2,7 +2,7 @@ import type { Env } from "../env";
 import { tenantObjectName } from "../proxy/identity";
 import type { TenantStats } from "../tenant-guard";
 import { TenantDirectory } from "../tenant/tenant-directory";
-import { originStats } from "./origin-routes";
+import { originStats } from "./origin-stats";
 
 /**
  * Every tenant's live stats, and the origin stage's, in one answer, for the dashboard and the
