@@ -2,6 +2,7 @@ import { DurableObject } from "cloudflare:workers";
 import { type Priority, countByPriority } from "./admission/priority";
 import { earliestLeaseExpiry, expiredLeases, lingerLease, newLease } from "./admission/leases";
 import type { Env } from "./env";
+import { ObjectTimers } from "./storage/object-timers";
 import {
   type OriginState,
   applyOriginLimits,
@@ -95,9 +96,7 @@ export class OriginGuard extends DurableObject<Env> {
   private readonly leases = new Map<string, OriginLease>();
   /** One per queued request; the core bounds the queue at maxQueue. */
   private readonly waiters = new Map<string, (decision: AcquireDecision) => void>();
-  private wakeTimer: ReturnType<typeof setTimeout> | null = null;
-  private flushTimer: ReturnType<typeof setTimeout> | null = null;
-  private alarmAt: number | null = null;
+  private readonly timers = new ObjectTimers(this.ctx.storage, () => this.flush(), ORIGIN_FLUSH_INTERVAL_MS);
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
@@ -136,7 +135,7 @@ export class OriginGuard extends DurableObject<Env> {
       }
     }
     this.core = applyOriginLimits(core, this.limits).state;
-    this.ensureAlarm(earliestLeaseExpiry(this.leases.values()));
+    this.timers.ensureAlarm(earliestLeaseExpiry(this.leases.values()));
   }
 
   /** Installs the config as shard `index` of `config.shards`; a shard past the count turns itself off. */
@@ -159,14 +158,13 @@ export class OriginGuard extends DurableObject<Env> {
     for (const resolve of this.waiters.values()) resolve({ kind: "disabled" });
     this.waiters.clear();
     this.leases.clear();
-    this.clearTimers();
+    this.timers.clear();
     this.placement = null;
     this.limits = null;
     this.core = null;
     this.counters = emptyOriginCounters();
     this.store.deleteAll();
-    await this.ctx.storage.deleteAlarm();
-    this.alarmAt = null;
+    await this.timers.deleteAlarm();
   }
 
   async acquire(raw: AcquireRequest): Promise<AcquireDecision> {
@@ -189,7 +187,7 @@ export class OriginGuard extends DurableObject<Env> {
     this.core = result.state;
     this.counters = { ...this.counters, arrived: this.counters.arrived + 1 };
     for (const victim of result.evicted) this.answerShed(victim, "evicted", now);
-    this.markDirty();
+    this.timers.markDirty();
     const outcome = result.outcome;
     switch (outcome.kind) {
       case "admit":
@@ -258,11 +256,11 @@ export class OriginGuard extends DurableObject<Env> {
       // Still running at the origin, most likely: the slot stays taken for a while.
       const lingering = { ...lingerLease(lease, this.core.serviceMsEwma, now), tenant: lease.tenant };
       this.leases.set(leaseId, lingering);
-      this.ensureAlarm(lingering.expiresAt);
+      this.timers.ensureAlarm(lingering.expiresAt);
     } else {
       this.freeSlot(lease, report.outcome === "completed" ? now - lease.admittedAt : null);
     }
-    this.markDirty();
+    this.timers.markDirty();
     this.pumpAt(now);
   }
 
@@ -272,7 +270,7 @@ export class OriginGuard extends DurableObject<Env> {
     if (!this.limits || !this.core) return;
     const now = Date.now();
     this.core = holdBack(this.core, this.limits, { tenant, untilMs }, now);
-    this.markDirty();
+    this.timers.markDirty();
     this.pumpAt(now);
   }
 
@@ -325,7 +323,7 @@ export class OriginGuard extends DurableObject<Env> {
   }
 
   override async alarm(): Promise<void> {
-    this.alarmAt = null;
+    this.timers.alarmFired();
     this.reapAt(Date.now());
   }
 
@@ -337,13 +335,12 @@ export class OriginGuard extends DurableObject<Env> {
       this.freeSlot(lease, null);
     }
     this.pumpAt(Math.min(now, Date.now()));
-    this.ensureAlarm(earliestLeaseExpiry(this.leases.values()));
+    this.timers.ensureAlarm(earliestLeaseExpiry(this.leases.values()));
     this.flush();
   }
 
   flush(): void {
-    if (this.flushTimer) clearTimeout(this.flushTimer);
-    this.flushTimer = null;
+    this.timers.flushing();
     if (!this.core) return;
     this.store.saveRuntime({
       leases: [...this.leases.values()],
@@ -359,7 +356,7 @@ export class OriginGuard extends DurableObject<Env> {
   private countEdgeSheds(batch: readonly OriginShedCount[]): void {
     if (batch.length === 0) return;
     this.counters = countOriginSheds(this.counters, batch, { atEdge: true, arrived: true });
-    this.markDirty();
+    this.timers.markDirty();
   }
 
   /** Other shards learn the origin's hold too: it is the origin's, not this shard's. */
@@ -387,7 +384,7 @@ export class OriginGuard extends DurableObject<Env> {
       this.waiters.delete(waiter.id);
       resolve?.(this.grant(waiter, now, now - waiter.enqueuedAt));
     }
-    if (result.granted.length > 0 || result.shed.length > 0) this.markDirty();
+    if (result.granted.length > 0 || result.shed.length > 0) this.timers.markDirty();
     this.scheduleWake();
   }
 
@@ -399,7 +396,7 @@ export class OriginGuard extends DurableObject<Env> {
   ): Extract<AcquireDecision, { kind: "admit" }> {
     const lease: OriginLease = { ...newLease(who.id, who.priority, who.deadline, now), tenant: who.tenant };
     this.leases.set(lease.id, lease);
-    this.ensureAlarm(lease.expiresAt);
+    this.timers.ensureAlarm(lease.expiresAt);
     this.counters = countOriginAdmit(this.counters, who.priority);
     const limit = this.core && this.limits ? effectiveLimit(this.core, this.limits, now) : 0;
     return { kind: "admit", leaseId: lease.id, waitedMs, limit };
@@ -442,38 +439,6 @@ export class OriginGuard extends DurableObject<Env> {
   }
 
   private scheduleWake(): void {
-    if (this.wakeTimer) clearTimeout(this.wakeTimer);
-    this.wakeTimer = null;
-    const now = Date.now();
-    const at = this.core ? nextWakeAt(this.core, now) : null;
-    if (at === null) return;
-    // Date.now() only moves at I/O in workerd; a timer is the I/O that moves it here.
-    this.wakeTimer = setTimeout(
-      () => {
-        this.wakeTimer = null;
-        this.pumpAt(Date.now());
-      },
-      Math.max(0, at - now),
-    );
-  }
-
-  /** As in TenantGuard: a recorded alarm time is trusted only while it is still ahead. */
-  private ensureAlarm(at: number | null): void {
-    if (at === null) return;
-    const now = Date.now();
-    if (this.alarmAt !== null && this.alarmAt > now && this.alarmAt <= at) return;
-    this.alarmAt = Math.max(Math.ceil(at), now + 1);
-    void this.ctx.storage.setAlarm(this.alarmAt);
-  }
-
-  private markDirty(): void {
-    this.flushTimer ??= setTimeout(() => this.flush(), ORIGIN_FLUSH_INTERVAL_MS);
-  }
-
-  private clearTimers(): void {
-    if (this.wakeTimer) clearTimeout(this.wakeTimer);
-    if (this.flushTimer) clearTimeout(this.flushTimer);
-    this.wakeTimer = null;
-    this.flushTimer = null;
+    this.timers.wakeAt(this.core ? nextWakeAt(this.core, Date.now()) : null, () => this.pumpAt(Date.now()));
   }
 }

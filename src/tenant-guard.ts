@@ -47,6 +47,7 @@ import type { AdmissionShedReason } from "./admission/shed-reason";
 import { msUntilFull } from "./admission/token-bucket";
 import { countQueuedByPriority, type Waiter } from "./admission/wait-queue";
 import type { Env } from "./env";
+import { ObjectTimers } from "./storage/object-timers";
 import {
   type AdmitDecision,
   type AdmitRequest,
@@ -111,9 +112,7 @@ export class TenantGuard extends DurableObject<Env> {
   private readonly credits = new Map<string, CreditLease>();
   /** One entry per queued request; the core bounds the queue at maxQueue. */
   private readonly waiters = new Map<string, (decision: AdmitDecision) => void>();
-  private wakeTimer: ReturnType<typeof setTimeout> | null = null;
-  private flushTimer: ReturnType<typeof setTimeout> | null = null;
-  private alarmAt: number | null = null;
+  private readonly timers = new ObjectTimers(this.ctx.storage, () => this.flush(), FLUSH_INTERVAL_MS);
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
@@ -139,8 +138,8 @@ export class TenantGuard extends DurableObject<Env> {
       }
     }
     // Leases restored from storage may belong to holders that died with the old instance.
-    this.ensureAlarm(earliestLeaseExpiry(this.leases.values()));
-    for (const credit of this.credits.values()) this.ensureAlarm(credit.reclaimAt);
+    this.timers.ensureAlarm(earliestLeaseExpiry(this.leases.values()));
+    for (const credit of this.credits.values()) this.timers.ensureAlarm(credit.reclaimAt);
   }
 
   private creditSlots(): number {
@@ -169,7 +168,7 @@ export class TenantGuard extends DurableObject<Env> {
     for (const victim of result.evicted) this.answerShed(victim, "evicted", now, limits);
     const outcome = result.outcome;
     this.counters = countArrival(this.counters, outcome.kind === "queued");
-    this.markDirty();
+    this.timers.markDirty();
     switch (outcome.kind) {
       case "admit": {
         const admitted = this.grant({ id, priority: request.priority, deadline: request.deadline }, now, 0, limits);
@@ -219,11 +218,11 @@ export class TenantGuard extends DurableObject<Env> {
       for (let i = 0; i < lingering; i += 1) {
         const lease = lingerLease(newLease(crypto.randomUUID(), "normal", now, now), this.core.holdMsEwma, now);
         this.leases.set(lease.id, lease);
-        this.ensureAlarm(lease.expiresAt);
+        this.timers.ensureAlarm(lease.expiresAt);
       }
       this.pumpAt(now, limits);
     }
-    this.markDirty();
+    this.timers.markDirty();
   }
 
   private grantCredit(limits: AdmissionLimits, now: number): CreditGrant | null {
@@ -237,7 +236,7 @@ export class TenantGuard extends DurableObject<Env> {
       reclaimAt: creditReclaimAt(now, LEASE_GRACE_MS),
     };
     this.credits.set(credit.id, credit);
-    this.ensureAlarm(credit.reclaimAt);
+    this.timers.ensureAlarm(credit.reclaimAt);
     // Up to 16 slots leave at once: written now, so a crash cannot forget them (see FLUSH_INTERVAL_MS).
     this.flush();
     return { id: credit.id, tokens, usableForMs: CREDIT_USABLE_MS, maxBudgetMs: CREDIT_MAX_BUDGET_MS };
@@ -255,7 +254,7 @@ export class TenantGuard extends DurableObject<Env> {
   private countLocalSheds(batch: readonly LocalShedCount[]): void {
     if (batch.length === 0) return;
     this.counters = countLocalSheds(this.counters, batch);
-    this.markDirty();
+    this.timers.markDirty();
   }
 
   /** Idempotent: a second release, or a release of a reaped lease, changes nothing. */
@@ -268,11 +267,11 @@ export class TenantGuard extends DurableObject<Env> {
     if (outcome === "deadline_exceeded") {
       const lingering = lingerLease(lease, this.core?.holdMsEwma ?? null, now);
       this.leases.set(leaseId, lingering);
-      this.ensureAlarm(lingering.expiresAt);
+      this.timers.ensureAlarm(lingering.expiresAt);
     } else {
       this.freeSlot(lease, outcome === "completed" ? now - lease.admittedAt : null);
     }
-    this.markDirty();
+    this.timers.markDirty();
     const limits = this.limits();
     if (limits && outcome === "not_forwarded" && this.core) this.core = refundToken(this.core, limits);
     if (limits) this.pumpAt(now, limits);
@@ -342,20 +341,19 @@ export class TenantGuard extends DurableObject<Env> {
     this.waiters.clear();
     this.leases.clear();
     this.credits.clear();
-    this.clearTimers();
+    this.timers.clear();
     this.config = null;
     this.keys = [];
     this.carriedLimits = null;
     this.core = null;
     this.counters = emptyCounters();
     this.store.deleteAll();
-    await this.ctx.storage.deleteAlarm();
-    this.alarmAt = null;
+    await this.timers.deleteAlarm();
     return keys;
   }
 
   override async alarm(): Promise<void> {
-    this.alarmAt = null;
+    this.timers.alarmFired();
     this.reapAt(Date.now());
   }
 
@@ -381,24 +379,23 @@ export class TenantGuard extends DurableObject<Env> {
     if (limits) this.pumpAt(Math.min(now, Date.now()), limits);
     if (!this.config && this.leases.size === 0 && this.credits.size === 0 && this.waiters.size === 0) {
       if (now - this.lastActiveAt >= IDLE_CLEANUP_MS) {
-        this.clearTimers();
+        this.timers.clear();
         this.store.deleteAll();
         this.core = null;
         this.carriedLimits = null;
         this.counters = emptyCounters();
         return;
       }
-      this.ensureAlarm(this.lastActiveAt + IDLE_CLEANUP_MS);
+      this.timers.ensureAlarm(this.lastActiveAt + IDLE_CLEANUP_MS);
     }
-    this.ensureAlarm(earliestLeaseExpiry(this.leases.values()));
-    for (const credit of this.credits.values()) this.ensureAlarm(credit.reclaimAt);
+    this.timers.ensureAlarm(earliestLeaseExpiry(this.leases.values()));
+    for (const credit of this.credits.values()) this.timers.ensureAlarm(credit.reclaimAt);
     this.flush();
   }
 
   /** Writes the runtime record now; normally called by the flush timer. */
   flush(): void {
-    if (this.flushTimer) clearTimeout(this.flushTimer);
-    this.flushTimer = null;
+    this.timers.flushing();
     if (!this.core) return;
     this.store.saveRuntime({
       bucket: this.core.bucket,
@@ -414,7 +411,7 @@ export class TenantGuard extends DurableObject<Env> {
   private adoptLimits(request: AdmitRequest, now: number): AdmissionLimits | null {
     if (this.config) return limitsOf(this.config);
     if (!request.limits) return null;
-    if (!this.carriedLimits) this.ensureAlarm(now + IDLE_CLEANUP_MS);
+    if (!this.carriedLimits) this.timers.ensureAlarm(now + IDLE_CLEANUP_MS);
     if (JSON.stringify(request.limits) !== JSON.stringify(this.carriedLimits)) {
       this.carriedLimits = request.limits;
       this.applyNewLimits(request.limits, now);
@@ -445,7 +442,7 @@ export class TenantGuard extends DurableObject<Env> {
       const decision = this.grant(waiter, now, now - waiter.enqueuedAt, limits);
       resolve?.(decision);
     }
-    if (result.granted.length > 0 || result.timedOut.length > 0) this.markDirty();
+    if (result.granted.length > 0 || result.timedOut.length > 0) this.timers.markDirty();
     this.scheduleWake(limits);
   }
 
@@ -458,7 +455,7 @@ export class TenantGuard extends DurableObject<Env> {
   ): Extract<AdmitDecision, { kind: "admit" }> {
     const lease = newLease(waiter.id, waiter.priority, waiter.deadline, now);
     this.leases.set(lease.id, lease);
-    this.ensureAlarm(lease.expiresAt);
+    this.timers.ensureAlarm(lease.expiresAt);
     this.counters = countAdmit(this.counters, waiter.priority);
     return { kind: "admit", leaseId: lease.id, waitedMs, quota: this.quota(limits), credit: null };
   }
@@ -498,42 +495,9 @@ export class TenantGuard extends DurableObject<Env> {
   }
 
   private scheduleWake(limits: AdmissionLimits): void {
-    if (this.wakeTimer) clearTimeout(this.wakeTimer);
-    this.wakeTimer = null;
-    const at = this.core ? nextWakeAt(this.core, limits) : null;
-    if (at === null) return;
-    // Date.now() only moves at I/O in workerd; a timer is the I/O that moves it here.
-    this.wakeTimer = setTimeout(
-      () => {
-        this.wakeTimer = null;
-        const current = this.limits();
-        if (current) this.pumpAt(Date.now(), current);
-      },
-      Math.max(0, at - Date.now()),
-    );
-  }
-
-  /**
-   * Makes sure the alarm fires by `at`. The recorded alarm time is trusted only while it is
-   * still ahead: one that has passed has fired, or was dropped by the runtime (a time in the
-   * millisecond being run), and must not stop a new one from being set.
-   */
-  private ensureAlarm(at: number | null): void {
-    if (at === null) return;
-    const now = Date.now();
-    if (this.alarmAt !== null && this.alarmAt > now && this.alarmAt <= at) return;
-    this.alarmAt = Math.max(Math.ceil(at), now + 1);
-    void this.ctx.storage.setAlarm(this.alarmAt);
-  }
-
-  private markDirty(): void {
-    this.flushTimer ??= setTimeout(() => this.flush(), FLUSH_INTERVAL_MS);
-  }
-
-  private clearTimers(): void {
-    if (this.wakeTimer) clearTimeout(this.wakeTimer);
-    if (this.flushTimer) clearTimeout(this.flushTimer);
-    this.wakeTimer = null;
-    this.flushTimer = null;
+    this.timers.wakeAt(this.core ? nextWakeAt(this.core, limits) : null, () => {
+      const current = this.limits();
+      if (current) this.pumpAt(Date.now(), current);
+    });
   }
 }
