@@ -28,7 +28,13 @@ export function nextToServe(queue: readonly OriginWaiter[], inFlightByTenant: Te
       continue;
     }
     const byRank = priorityRank(waiter.priority) - priorityRank(best.priority);
-    if (byRank > 0 || (byRank === 0 && (load < bestLoad || (load === bestLoad && waiter.seq < best.seq)))) {
+    // One tenant's own waiters go in arrival order, whatever weight each carried (a weight
+    // change reaches isolates at different times).
+    const sameTenant = waiter.tenant === best.tenant;
+    const lighter = sameTenant
+      ? waiter.seq < best.seq
+      : load < bestLoad || (load === bestLoad && waiter.seq < best.seq);
+    if (byRank > 0 || (byRank === 0 && lighter)) {
       best = waiter;
       bestLoad = load;
     }
@@ -70,7 +76,11 @@ export function victimFor(
       continue;
     }
     const byRank = rank - priorityRank(victim.priority);
-    if (byRank < 0 || (byRank === 0 && (load > victimLoad || (load === victimLoad && waiter.seq > victim.seq)))) {
+    const sameTenant = waiter.tenant === victim.tenant;
+    const heavier = sameTenant
+      ? waiter.seq > victim.seq
+      : load > victimLoad || (load === victimLoad && waiter.seq > victim.seq);
+    if (byRank < 0 || (byRank === 0 && heavier)) {
       victim = waiter;
       victimLoad = load;
     }

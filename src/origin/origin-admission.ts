@@ -354,15 +354,25 @@ export function nextWakeAt(state: OriginState, now: number): number | null {
   return at;
 }
 
-/** Carries the state over to new limits: queue trimmed to the new bound, limit clamped. */
+/**
+ * Carries the state over to new limits: the limit clamped, and a queue past the new bound
+ * trimmed as a full queue is, lowest class first and newest first within it.
+ */
 export function applyOriginLimits(
   state: OriginState,
   limits: OriginLimits,
 ): { readonly state: OriginState; readonly evicted: readonly OriginWaiter[] } {
-  const kept = state.queue.slice(0, limits.maxQueue);
+  const byService = [...state.queue].sort(
+    (a, b) => priorityRank(b.priority) - priorityRank(a.priority) || a.seq - b.seq,
+  );
+  const evicted = new Set(byService.slice(limits.maxQueue));
   return {
-    state: { ...state, queue: kept, adaptive: rebound(state.adaptive, adaptiveBounds(limits)) },
-    evicted: state.queue.slice(limits.maxQueue),
+    state: {
+      ...state,
+      queue: state.queue.filter((waiter) => !evicted.has(waiter)),
+      adaptive: rebound(state.adaptive, adaptiveBounds(limits)),
+    },
+    evicted: [...evicted],
   };
 }
 

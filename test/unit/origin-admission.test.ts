@@ -580,6 +580,18 @@ describe("origin admission", () => {
       expect(applied.evicted.map((w) => w.id)).toEqual(waiters.slice(2).map((w) => w.id));
     });
 
+    it("trims the lowest class first, as a full queue evicts, not the newest whatever its class", () => {
+      const shard = new Shard(limitsOf({ maxInFlight: 1, maxQueue: 5, reservations: EVERY_CLASS_ALL }));
+      shard.fill(1);
+      const low = arrival("a", "low");
+      const critical = arrival("b", "critical");
+      const normal = arrival("c", "normal");
+      for (const w of [low, critical, normal]) shard.arrive(w);
+      const applied = applyOriginLimits(shard.state, limitsOf({ maxInFlight: 1, maxQueue: 2 }));
+      expect(applied.state.queue.map((w) => w.id)).toEqual([critical.id, normal.id]);
+      expect(applied.evicted.map((w) => w.id)).toEqual([low.id]);
+    });
+
     it("clamps the adaptive limit into the new bounds", () => {
       const limits = limitsOf({ adaptive: true, maxInFlight: 20 });
       const applied = applyOriginLimits(initialOriginState(limits, T0), limitsOf({ adaptive: true, maxInFlight: 5 }));

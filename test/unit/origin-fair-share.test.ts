@@ -57,7 +57,7 @@ describe("fair share across tenants", () => {
     // one tenant that arrived under different weights (the tenant's weight changed while one
     // waited, or isolates still hold the old config) have different loads, and the newer one
     // is served first. See fair-share.ts, nextToServe: `loadOf(..., waiter.tenant, waiter.weight)`.
-    it.fails("serves a tenant's own waiters in arrival order even when its weight changed while they waited", () => {
+    it("serves a tenant's own waiters in arrival order even when its weight changed while they waited", () => {
       const before = waiter("a", "normal", 1);
       const after = waiter("a", "normal", 4);
       expect(nextToServe([before, after], { a: 2 })).toBe(before);
