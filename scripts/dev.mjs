@@ -76,6 +76,9 @@ for (let attempt = 0; attempt < 120; attempt += 1) {
   await sleep(500);
 }
 await adminCall("PUT", `/tenants/${demo.tenant}`, demo.limits);
+// The origin stage, adaptive between 2 and 8 in flight: the demo origin serves 4 at once.
+const demoOrigin = { maxInFlight: 8, minInFlight: 2 };
+await adminCall("PUT", "/origin", demoOrigin);
 const keyStatus = await adminCall("POST", `/tenants/${demo.tenant}/keys`, { key: demo.key });
 console.log(`
   ingress guard  ${guard}  ->  demo origin http://127.0.0.1:${originPort}
@@ -84,6 +87,7 @@ console.log(`
   curl -i -H 'x-api-key: ${demo.key}' ${guard}/hello
   for i in $(seq 30); do curl -s -o /dev/null -w '%{http_code} ' -H 'x-api-key: ${demo.key}' ${guard}/hello & done; wait; echo
   curl -s -H 'authorization: Bearer ${adminToken}' ${guard}/__guard/tenants/${demo.tenant}
+  curl -s -H 'authorization: Bearer ${adminToken}' ${guard}/__guard/origin     (origin stage: ${JSON.stringify(demoOrigin)})
 
   live dashboard: ${guard}/__guard/dashboard  (token: ${adminToken})
 `);
