@@ -3,8 +3,8 @@
  * the spirit of Netflix's Gradient2 and Envoy's adaptive concurrency, with AIMD on errors. Pure:
  * state in, state out, `now` passed in.
  *
- * Samples are gathered in windows (at least WINDOW_MIN_MS and WINDOW_MIN_SAMPLES, or
- * WINDOW_MAX_MS with any sample). At each window's end:
+ * Samples are gathered in windows (at least WINDOW_MIN_MS and `windowSamples(limit)` samples,
+ * or WINDOW_MAX_MS with any sample). At each window's end:
  * - any drop (a 5xx or 429 from the origin, a deadline abort, a failed fetch): multiply by
  *   DROP_BACKOFF, as TCP halves its window on loss, but gentler;
  * - otherwise the latency gradient g = tolerance * baseline / windowLatency, clamped to
@@ -49,6 +49,17 @@ export interface AdaptiveBounds {
 
 export const WINDOW_MIN_MS = 250;
 export const WINDOW_MIN_SAMPLES = 10;
+/** A window never closes on fewer samples than this (except at WINDOW_MAX_MS). */
+export const WINDOW_FEWEST_SAMPLES = 3;
+
+/**
+ * Samples a window needs: WINDOW_MIN_SAMPLES, but no more than the limit (at least
+ * WINDOW_FEWEST_SAMPLES). A low limit completes few requests per window; waiting for ten made
+ * each step of a recovery from the floor take a whole second (the lab: 7 s back to the ceiling).
+ */
+export function windowSamples(limit: number): number {
+  return Math.max(WINDOW_FEWEST_SAMPLES, Math.min(WINDOW_MIN_SAMPLES, Math.floor(limit)));
+}
 export const WINDOW_MAX_MS = 1_000;
 export const DROP_BACKOFF = 0.8;
 export const MIN_GRADIENT = 0.5;
@@ -89,14 +100,14 @@ export function recordSample(state: AdaptiveState, sample: Sample, bounds: Adapt
       ? { ...w, drops: w.drops + 1 }
       : { ...w, samples: w.samples + 1, latencySumMs: w.latencySumMs + Math.max(0, sample.ms) };
   const next = { ...state, window };
-  return windowDue(window, now) ? closeWindow(next, bounds, now) : next;
+  return windowDue(window, now, state.limit) ? closeWindow(next, bounds, now) : next;
 }
 
-function windowDue(window: AdaptiveWindow, now: number): boolean {
+function windowDue(window: AdaptiveWindow, now: number, limit: number): boolean {
   const age = now - window.startedAt;
   const seen = window.samples + window.drops;
   // A clock that stepped back makes the age negative: the window just runs longer.
-  return (age >= WINDOW_MIN_MS && seen >= WINDOW_MIN_SAMPLES) || (age >= WINDOW_MAX_MS && seen > 0);
+  return (age >= WINDOW_MIN_MS && seen >= windowSamples(limit)) || (age >= WINDOW_MAX_MS && seen > 0);
 }
 
 function closeWindow(state: AdaptiveState, bounds: AdaptiveBounds, now: number): AdaptiveState {

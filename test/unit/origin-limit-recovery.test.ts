@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { WINDOW_MIN_MS } from "../../src/origin/adaptive-limit";
+import { WINDOW_MIN_MS, initialAdaptive, noteLimited, recordSample } from "../../src/origin/adaptive-limit";
 import {
   type OriginState,
   arrive,
@@ -72,5 +72,16 @@ describe("adaptive origin limit under reservations", () => {
     const warm = saturateWithNormal(initialOriginState(LIMITS, T0), T0, 5, 100);
     const slowed = saturateWithNormal(warm, T0 + 5 * WINDOW_MIN_MS, 5, 400);
     expect(effectiveLimit(slowed, LIMITS, T0 + 10 * WINDOW_MIN_MS)).toBeLessThan(LIMITS.ceiling * 0.7);
+  });
+
+  it("closes windows on as few samples as the limit completes, so a low limit climbs every 250 ms", () => {
+    const bounds = { floor: 2, ceiling: 20, latencyTolerance: 1.5 };
+    let state = noteLimited({ ...initialAdaptive(bounds, T0), limit: 3, baselineMs: 100 });
+    for (const at of [T0 + 100, T0 + 200, T0 + WINDOW_MIN_MS]) {
+      state = recordSample(state, { kind: "latency", ms: 100 }, bounds, at);
+    }
+    // Three samples at a limit of 3 close the window at 250 ms: the limit grew by sqrt(3) / 2.
+    expect(state.limit).toBeCloseTo(3 + Math.sqrt(3) / 2, 9);
+    expect(state.window.startedAt).toBe(T0 + WINDOW_MIN_MS);
   });
 });
