@@ -6,11 +6,23 @@
 // benchmark cannot exhaust memory. It is deliberately naive about deadlines: it never skips late
 // work, it only counts it, because measuring wasted work is the point.
 //
+// For the guard's origin stage it can also fail on purpose (answer every arrival at once with 503,
+// or 429, and `Retry-After`, for a set time), announce its capacity in a response header, and check
+// every arrival against the limit the guard says it admitted it under (`x-guard-origin-limit`):
+// the requests it holds (served + queued, this one included) must never exceed that limit.
+//
 // Standalone:  node bench/origin.mjs --port 8788 [--concurrency 4] [--service-ms 100] [--jitter 0.3]
+//              [--max-queue 5000] [--capacity-header x-origin-capacity]
 // Control (loopback only; also reachable through the guard, which is fine for a lab):
 //   GET /__origin/stats    counters since the last reset
 //   POST /__origin/reset   zero counters, answer queued requests with 503 (next phase starts clean)
-//   POST /__origin/config  {"serviceMs":500, "concurrency":4, "jitter":0.3} applies to new work
+//   POST /__origin/config  {"serviceMs":500, "concurrency":4, "jitter":0.3} applies to new work;
+//                          {"failForMs":10000, "retryAfterSec":2} answers every arrival 503 with
+//                          Retry-After: 2 for the next 10 s (or until epoch ms "failUntilMs"; 0 ends
+//                          it; retryAfterSec null: the seconds left of the failure; "failStatus":
+//                          429 for a rate-limit answer instead); {"capacityHeader":"x-origin-capacity",
+//                          "capacityValue":null} sends that header on every answer, its value the
+//                          slot count (or capacityValue); capacityHeader null stops it.
 // When started with an IPC channel (child_process.fork) it exits when the parent goes away, so a
 // crashed benchmark never leaves an origin behind.
 import http from "node:http";
@@ -19,14 +31,27 @@ import { parseArgs } from "node:util";
 
 const LABEL_CAP = 256; // distinct tenant/priority labels kept; the rest count as "(other)"
 const BODY_CAP = 64 * 1024; // request bytes read and discarded; larger bodies are cut off
+const LIMIT_HEADER = "x-guard-origin-limit"; // the guard's origin limit when it admitted the request
+// Arrivals within this long after a failure answer left are not counted as ignoring its
+// Retry-After: the guard may have admitted them before that answer reached it.
+const HOLD_GRACE_MS = 250;
+const FAIL_SECONDS_CAP = 600; // per-second arrival counts kept for one failure period
 
-/** @param {{concurrency?:number, serviceMs?:number, jitter?:number, maxQueue?:number}} opts */
+/**
+ * @param {{concurrency?:number, serviceMs?:number, jitter?:number, maxQueue?:number,
+ *   capacityHeader?:string|null, capacityValue?:number|null}} opts
+ */
 export function createOrigin(opts = {}) {
   const config = {
     concurrency: opts.concurrency ?? 4,
     serviceMs: opts.serviceMs ?? 100,
     jitter: opts.jitter ?? 0.3,
     maxQueue: opts.maxQueue ?? 5000,
+    capacityHeader: opts.capacityHeader ?? null,
+    capacityValue: opts.capacityValue ?? null,
+    failUntilMs: 0, // epoch ms: until then every arrival is answered failStatus at once
+    failStatus: 503,
+    retryAfterSec: null, // null: the whole seconds left of the failure
   };
   const error = configError(config);
   if (error) throw new Error(`origin: ${error}`);
@@ -36,6 +61,9 @@ export function createOrigin(opts = {}) {
   /** @type {Array<Job|undefined>} FIFO with a moving head; compacted when half is dead space */
   let queue = [];
   let head = 0;
+  // The Retry-After the origin has announced: arrivals in [holdFromMs, holdUntilMs) ignored it.
+  let holdFromMs = 0;
+  let holdUntilMs = 0;
 
   const queued = () => queue.length - head;
   const outstanding = () => active + queued();
@@ -110,7 +138,12 @@ export function createOrigin(opts = {}) {
       stats.receivedAfterDeadline++;
       stats.receivedLateMaxMs = Math.max(stats.receivedLateMaxMs, now - deadline);
     }
+    checkLimit(one(h[LIMIT_HEADER]), outstanding() + 1);
 
+    if (now < config.failUntilMs) {
+      fail(res, now);
+      return;
+    }
     if (queued() >= config.maxQueue) {
       stats.rejectedQueueFull++;
       respond({ res, epoch }, 503, { ok: false, reason: "origin_queue_full" });
@@ -122,9 +155,67 @@ export function createOrigin(opts = {}) {
     stats.maxOutstanding = Math.max(stats.maxOutstanding, outstanding());
   }
 
+  /**
+   * The guard admitted this request under a total origin limit (its header); what the origin holds
+   * at its arrival, this request included, must not exceed it.
+   */
+  function checkLimit(raw, holding) {
+    const l = stats.limit;
+    if (raw === undefined) {
+      l.missing++;
+      return;
+    }
+    if (!/^\d+$/.test(raw.trim())) {
+      l.malformed++;
+      return;
+    }
+    const limit = Number(raw);
+    l.checked++;
+    l.minSeen = l.checked === 1 ? limit : Math.min(l.minSeen, limit);
+    l.maxSeen = Math.max(l.maxSeen, limit);
+    l.maxHolding = Math.max(l.maxHolding, holding);
+    if (holding > limit) {
+      l.violations++;
+      l.maxExcess = Math.max(l.maxExcess, holding - limit);
+    }
+  }
+
+  /** Failure mode: answered at once, with Retry-After, and the announced hold remembered. */
+  function fail(res, now) {
+    const f = stats.fail;
+    if (f.firstAt === null) f.firstAt = now;
+    f.received++;
+    if (now >= holdFromMs && now < holdUntilMs) f.receivedInHold++;
+    const second = Math.floor((now - f.firstAt) / 1000);
+    if (second < FAIL_SECONDS_CAP) f.bySecond[second] = (f.bySecond[second] ?? 0) + 1;
+    const retryAfterSec = config.retryAfterSec ?? Math.max(1, Math.ceil((config.failUntilMs - now) / 1000));
+    // A new hold starts with this answer; one inside a hold only extends it.
+    if (now >= holdUntilMs) holdFromMs = now + HOLD_GRACE_MS;
+    holdUntilMs = Math.max(holdUntilMs, now + retryAfterSec * 1000);
+    f.lastAt = now;
+    respond(
+      { res },
+      config.failStatus,
+      { ok: false, reason: "origin_unavailable", retryAfterSec },
+      {
+        "retry-after": String(retryAfterSec),
+      },
+    );
+  }
+
+  function capacityHeaders() {
+    if (!config.capacityHeader) return undefined;
+    return { [config.capacityHeader]: String(config.capacityValue ?? config.concurrency) };
+  }
+
+  function respond(job, status, body, headers) {
+    const extra = capacityHeaders();
+    return send(job, status, body, extra || headers ? { ...extra, ...headers } : undefined);
+  }
+
   function control(req, res, body) {
     const path = req.url.split("?")[0];
-    if (req.method === "GET" && path === "/__origin/stats") return respond({ res }, 200, snapshot());
+    if (req.method === "GET" && path === "/__origin/stats") return send({ res }, 200, snapshot());
     if (req.method === "POST" && path === "/__origin/reset") {
       epoch++;
       const dropped = queue.slice(head);
@@ -132,31 +223,37 @@ export function createOrigin(opts = {}) {
       head = 0;
       for (const job of dropped) if (job) respond(job, 503, { ok: false, reason: "origin_reset" });
       stats = freshStats();
-      return respond({ res }, 200, { ok: true, droppedQueued: dropped.length });
+      holdFromMs = holdUntilMs = 0;
+      return send({ res }, 200, { ok: true, droppedQueued: dropped.length });
     }
     if (req.method === "POST" && path === "/__origin/config") {
       let patch;
       try {
         patch = JSON.parse(body || "{}");
       } catch {
-        return respond({ res }, 400, { ok: false, error: "body is not JSON" });
+        return send({ res }, 400, { ok: false, error: "body is not JSON" });
       }
-      const error = configError(patch);
-      if (error) return respond({ res }, 400, { ok: false, error });
+      const error = configError(patch, CONTROL_RULES);
+      if (error) return send({ res }, 400, { ok: false, error });
       for (const key of Object.keys(CONFIG_RULES)) if (patch[key] !== undefined) config[key] = patch[key];
+      if (patch.failForMs !== undefined) config.failUntilMs = patch.failForMs > 0 ? Date.now() + patch.failForMs : 0;
       pump(); // a raised concurrency takes queued work at once
-      return respond({ res }, 200, { ok: true, config });
+      return send({ res }, 200, { ok: true, config });
     }
-    return respond({ res }, 404, { ok: false, error: `unknown control path ${path}` });
+    return send({ res }, 404, { ok: false, error: `unknown control path ${path}` });
   }
 
   function snapshot() {
+    const now = Date.now();
     return {
       ...stats,
       byTenant: Object.fromEntries(stats.byTenant),
       byPriority: Object.fromEntries(stats.byPriority),
+      limit: { ...stats.limit },
+      fail: { ...stats.fail, bySecond: Array.from(stats.fail.bySecond, (n) => n ?? 0) },
       activeNow: active,
       queuedNow: queued(),
+      failingNow: now < config.failUntilMs,
       config: { ...config },
     };
   }
@@ -197,22 +294,32 @@ export function createOrigin(opts = {}) {
   };
 }
 
+const isCount = (v) => Number.isInteger(v) && v >= 0;
+const HEADER_NAME = /^[a-z0-9!#$%&'*+.^_`|~-]{1,64}$/i;
+
 /** What each config value must be; the same rules for the CLI, the factory and POST /__origin/config. */
 const CONFIG_RULES = {
   concurrency: (v) => Number.isInteger(v) && v >= 1,
   serviceMs: (v) => Number.isFinite(v) && v >= 0,
   jitter: (v) => Number.isFinite(v) && v >= 0 && v <= 1,
-  maxQueue: (v) => Number.isInteger(v) && v >= 0,
+  maxQueue: isCount,
+  capacityHeader: (v) => v === null || (typeof v === "string" && HEADER_NAME.test(v)),
+  capacityValue: (v) => v === null || isCount(v),
+  failUntilMs: isCount,
+  failStatus: (v) => v === 503 || v === 429,
+  retryAfterSec: (v) => v === null || (Number.isInteger(v) && v >= 1 && v <= 86_400),
 };
+/** POST /__origin/config also takes failForMs, a failure starting now (0 ends one). */
+const CONTROL_RULES = { ...CONFIG_RULES, failForMs: isCount };
 
-/** The first invalid field, named with its value, or undefined when all present fields are valid. */
-function configError(patch) {
-  if (typeof patch !== "object" || patch === null) return "config must be a JSON object";
-  for (const [key, ok] of Object.entries(CONFIG_RULES)) {
-    if (patch[key] !== undefined && !(typeof patch[key] === "number" && ok(patch[key]))) {
-      const v = patch[key];
-      return `bad ${key}: ${typeof v === "number" ? String(v) : JSON.stringify(v)}`;
-    }
+/** The first invalid or unknown field, named with its value, or undefined when all are valid. */
+function configError(patch, rules = CONFIG_RULES) {
+  if (typeof patch !== "object" || patch === null || Array.isArray(patch)) return "config must be a JSON object";
+  for (const [key, v] of Object.entries(patch)) {
+    if (v === undefined) continue;
+    const ok = rules[key];
+    if (!ok) return `unknown field ${key}`;
+    if (!ok(v)) return `bad ${key}: ${JSON.stringify(v)}`;
   }
   return undefined;
 }
@@ -237,6 +344,27 @@ function freshStats() {
     clientGone: 0,
     rejectedQueueFull: 0,
     serviceMsTotal: 0,
+    // The guard's x-guard-origin-limit against what the origin held at each arrival (this one
+    // included): a violation is an arrival that found the origin holding more than that limit.
+    limit: {
+      checked: 0,
+      missing: 0, // arrivals without the header (the guard's origin stage off, or a bug)
+      malformed: 0,
+      violations: 0,
+      maxExcess: 0, // the most requests held above the limit at one arrival
+      maxHolding: 0, // the most held at an arrival that carried the header
+      minSeen: 0,
+      maxSeen: 0,
+    },
+    // Failure mode (failForMs/failUntilMs): arrivals answered 503/429, from the first such answer.
+    fail: {
+      firstAt: null, // epoch ms of the first failure answer since the reset
+      lastAt: null,
+      received: 0,
+      receivedInHold: 0, // arrived while an earlier answer's Retry-After still held (after a grace)
+      /** @type {number[]} arrivals per second since firstAt (sparse until snapshot) */
+      bySecond: [],
+    },
   };
 }
 
@@ -244,11 +372,16 @@ function one(v) {
   return Array.isArray(v) ? v[0] : v;
 }
 
-function respond(job, status, body) {
+/** @param {Record<string,string>} [headers] */
+function send(job, status, body, headers) {
   const { res } = job;
   if (res.destroyed || res.headersSent) return;
   const text = JSON.stringify(body);
-  res.writeHead(status, { "content-type": "application/json", "content-length": Buffer.byteLength(text) });
+  res.writeHead(status, {
+    ...headers,
+    "content-type": "application/json",
+    "content-length": Buffer.byteLength(text),
+  });
   res.end(text);
 }
 
@@ -261,6 +394,7 @@ export async function main(argv = process.argv.slice(2), defaults = {}) {
       "service-ms": { type: "string", default: "100" },
       jitter: { type: "string", default: "0.3" },
       "max-queue": { type: "string", default: "5000" },
+      "capacity-header": { type: "string" },
     },
   });
   const origin = createOrigin({
@@ -268,6 +402,7 @@ export async function main(argv = process.argv.slice(2), defaults = {}) {
     serviceMs: Number(values["service-ms"]),
     jitter: Number(values.jitter),
     maxQueue: Number(values["max-queue"]),
+    capacityHeader: values["capacity-header"] ?? null,
   });
   const port = await origin.listen(Number(values.port));
   const c = origin.config;

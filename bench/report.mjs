@@ -39,6 +39,9 @@ export function renderTerminal(result) {
   for (const n of result.notes) lines.push(`  ${n}`);
   lines.push("", "Targets (goals, not assertions):");
   lines.push(...table(["", "scenario", "target", "goal", "measured"], result.targets.map(targetCells), "text"));
+  for (const t of result.timelines ?? []) {
+    lines.push("", `Timeline, ${t.title}:`, ...table(t.head, t.rows, "text"));
+  }
   if (result.errors.length) {
     lines.push("", "Scenarios that did not finish:");
     for (const e of result.errors) lines.push(`  ${e.scenario}: ${e.error}`);
@@ -81,6 +84,17 @@ export function renderMarkdown(result) {
     "",
     ...table(["", "scenario", "target", "goal", "measured"], result.targets.map(targetCells), "md"),
   );
+  if (result.timelines?.length) {
+    lines.push(
+      "",
+      "## Origin stage timelines",
+      "",
+      "Per second of the phase: 2xx, shed (429/503) and other answers completed in it; the origin stage's",
+      "`effective` limit and `in flight` count (min-max over GET /__guard/origin polled every 250 ms), its",
+      "queue and Retry-After hold (`backoff ms`) at most; `event` marks changes made to the origin.",
+    );
+    for (const t of result.timelines) lines.push("", `### ${t.title}`, "", ...table(t.head, t.rows, "md"));
+  }
   if (result.errors.length) {
     lines.push("", "## Scenarios that did not finish", "");
     for (const e of result.errors) lines.push(`- ${e.scenario}: ${e.error}`);
