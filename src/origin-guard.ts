@@ -35,12 +35,13 @@ import {
 import {
   type AcquireDecision,
   type AcquireRequest,
-  type OriginRelease,
   acquireRequestSchema,
-  originReleaseSchema,
+  holdRequestSchema,
+  readOriginRelease,
 } from "./origin/origin-rpc";
 import { type OriginShedCause, reasonOf } from "./origin/origin-shed";
 import { type OriginLease, OriginStore, type Placement } from "./origin/origin-store";
+import { isDrop } from "./origin/origin-drops";
 import { originSaturation } from "./origin/origin-verdict";
 import type { OriginWaiter } from "./origin/origin-waiter";
 
@@ -89,6 +90,8 @@ export interface OriginShardStats {
 export class OriginGuard extends DurableObject<Env> {
   private readonly store: OriginStore;
   private placement: Placement | null;
+  /** Set when a lower shard count retired this shard: the count requests should pick from. */
+  private retiredTo: number | null = null;
   private limits: OriginLimits | null = null;
   private core: OriginState | null = null;
   private counters: OriginCounters = emptyOriginCounters();
@@ -102,6 +105,10 @@ export class OriginGuard extends DurableObject<Env> {
     super(ctx, env);
     this.store = new OriginStore(ctx.storage.sql);
     this.placement = this.store.loadPlacement();
+    if (this.placement && this.placement.index >= this.placement.config.shards) {
+      this.retiredTo = this.placement.config.shards;
+      this.placement = null;
+    }
     if (!this.placement) return;
     const now = Date.now();
     this.limits = shardLimits(this.placement.config, this.placement.index);
@@ -138,11 +145,12 @@ export class OriginGuard extends DurableObject<Env> {
     this.timers.ensureAlarm(earliestLeaseExpiry(this.leases.values()));
   }
 
-  /** Installs the config as shard `index` of `config.shards`; a shard past the count turns itself off. */
+  /** Installs the config as shard `index` of `config.shards`; a shard past the count retires. */
   async configure(raw: OriginConfig, index: number): Promise<void> {
     const config = originConfigSchema.parse(raw);
-    if (index >= config.shards) return this.disable();
+    if (index >= config.shards) return this.retire(config, index);
     const now = Date.now();
+    this.retiredTo = null;
     this.placement = { config, index };
     this.limits = shardLimits(config, index);
     this.store.savePlacement(this.placement);
@@ -153,11 +161,30 @@ export class OriginGuard extends DurableObject<Env> {
     this.flush();
   }
 
+  /**
+   * A lower shard count left this shard out. Isolates that still pick it (their config lags) are
+   * sent to the remaining shards, waiters included; the requests it admitted keep their leases
+   * here until released, but no longer count against any shard's limit.
+   */
+  private retire(config: OriginConfig, index: number): void {
+    this.retiredTo = config.shards;
+    for (const resolve of this.waiters.values()) resolve({ kind: "moved", shards: config.shards });
+    this.waiters.clear();
+    this.timers.clear();
+    this.placement = null;
+    this.limits = null;
+    this.core = null;
+    this.counters = emptyOriginCounters();
+    this.store.deleteAll();
+    this.store.savePlacement({ config, index });
+  }
+
   /** Turns the stage off here: waiters are let through unguarded, state forgotten. */
   async disable(): Promise<void> {
     for (const resolve of this.waiters.values()) resolve({ kind: "disabled" });
     this.waiters.clear();
     this.leases.clear();
+    this.retiredTo = null;
     this.timers.clear();
     this.placement = null;
     this.limits = null;
@@ -170,6 +197,7 @@ export class OriginGuard extends DurableObject<Env> {
   async acquire(raw: AcquireRequest): Promise<AcquireDecision> {
     const request = acquireRequestSchema.parse(raw);
     this.counters = countOriginCall(this.counters, "acquire");
+    if (this.retiredTo !== null) return { kind: "moved", shards: this.retiredTo };
     if (request.localSheds) this.countEdgeSheds(request.localSheds);
     const limits = this.limits;
     if (!limits || !this.core) return { kind: "disabled" };
@@ -223,19 +251,23 @@ export class OriginGuard extends DurableObject<Env> {
     }
   }
 
-  /** Idempotent: a second release, or one of a reaped lease, changes nothing but the feedback. */
-  async release(leaseId: string, raw: OriginRelease): Promise<void> {
-    const report = originReleaseSchema.parse(raw);
+  /**
+   * Idempotent: a second release, or a release of a reaped lease, changes nothing (its feedback
+   * is dropped too). A report with bad feedback still frees the slot (see readOriginRelease).
+   */
+  async release(leaseId: string, raw: unknown): Promise<void> {
+    const report = readOriginRelease(raw);
     this.counters = countOriginCall(this.counters, "release");
     const limits = this.limits;
     const lease = this.leases.get(leaseId);
-    if (!limits || !this.core || !lease || lease.lingering) return;
+    if (!lease || lease.lingering) return;
+    if (!limits || !this.core) {
+      // A retired shard: the slot counts nowhere any more, only the lease goes.
+      this.leases.delete(leaseId);
+      return;
+    }
     const now = Date.now();
-    const drop =
-      report.outcome === "deadline_exceeded" ||
-      report.outcome === "origin_failed" ||
-      report.status >= 500 ||
-      report.status === 429;
+    const drop = isDrop(report, now - lease.admittedAt, this.slowAfterMs(limits));
     const backoffMs = report.status === 503 ? report.retryAfterMs : null;
     const tenantBackoffMs = report.status === 429 ? report.retryAfterMs : null;
     const placement = this.placement;
@@ -252,7 +284,7 @@ export class OriginGuard extends DurableObject<Env> {
     const hold = backoffMs !== null || tenantBackoffMs !== null;
     this.counters = countOriginRelease(this.counters, { reaped: false, drop, hold });
     if (hold) this.tellSiblings(lease.tenant, tenantBackoffMs !== null, this.core, now);
-    if (report.outcome === "deadline_exceeded") {
+    if (report.outcome === "deadline_exceeded" || report.outcome === "abandoned") {
       // Still running at the origin, most likely: the slot stays taken for a while.
       const lingering = { ...lingerLease(lease, this.core.serviceMsEwma, now), tenant: lease.tenant };
       this.leases.set(leaseId, lingering);
@@ -266,10 +298,11 @@ export class OriginGuard extends DurableObject<Env> {
 
   /** A hold another shard learnt from the origin. */
   async hold(tenant: string | null, untilMs: number): Promise<void> {
+    const hold = holdRequestSchema.parse({ tenant, untilMs });
     this.counters = countOriginCall(this.counters, "hold");
     if (!this.limits || !this.core) return;
     const now = Date.now();
-    this.core = holdBack(this.core, this.limits, { tenant, untilMs }, now);
+    this.core = holdBack(this.core, this.limits, hold, now);
     this.timers.markDirty();
     this.pumpAt(now);
   }
@@ -351,6 +384,16 @@ export class OriginGuard extends DurableObject<Env> {
       serviceMsEwma: this.core.serviceMsEwma,
       counters: this.counters,
     });
+  }
+
+  /**
+   * How long a request must have run for its deadline abort to say the origin is slow: the
+   * tolerated latency. Shorter, and it was the client's tiny budget, which must not pull down
+   * everyone's limit. Before any latency is known, every abort counts.
+   */
+  private slowAfterMs(limits: OriginLimits): number {
+    const typical = this.core?.adaptive.baselineMs ?? this.core?.serviceMsEwma ?? null;
+    return typical === null ? 0 : typical * limits.latencyTolerance;
   }
 
   private countEdgeSheds(batch: readonly OriginShedCount[]): void {

@@ -211,9 +211,9 @@ export class TenantGuard extends DurableObject<Env> {
     if (credit && this.core && limits) {
       const now = Date.now();
       this.credits.delete(creditId);
-      // Credited requests given up at their deadline may still run at the origin: their slots
+      // Credited requests given up at their deadline (or by their client) may still run at the origin: their slots
       // linger like any other abandoned slot instead of coming back at once.
-      const lingering = Math.min(credit.tokens, report.outcomes.deadline_exceeded);
+      const lingering = Math.min(credit.tokens, report.outcomes.deadline_exceeded + report.outcomes.abandoned);
       this.core = returnCredit(this.core, limits, credit.tokens, report.used, credit.tokens - lingering);
       for (let i = 0; i < lingering; i += 1) {
         const lease = lingerLease(newLease(crypto.randomUUID(), "normal", now, now), this.core.holdMsEwma, now);
@@ -264,7 +264,7 @@ export class TenantGuard extends DurableObject<Env> {
     if (!lease || lease.lingering) return;
     const now = Date.now();
     this.counters = countRelease(this.counters, outcome);
-    if (outcome === "deadline_exceeded") {
+    if (outcome === "deadline_exceeded" || outcome === "abandoned") {
       const lingering = lingerLease(lease, this.core?.holdMsEwma ?? null, now);
       this.leases.set(leaseId, lingering);
       this.timers.ensureAlarm(lingering.expiresAt);

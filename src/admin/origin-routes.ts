@@ -9,14 +9,15 @@ import { originStats, shard } from "./origin-stats";
 type AdminEnv = { Bindings: Env };
 
 /**
- * Installs `config` on every shard, and turns off shards past its count that an older config
- * had. The shards are the authority and change first; the edge's KV copy follows.
+ * Installs `config` on every shard, and on shards past its count that an older config had (they
+ * retire: isolates whose cached config still picks them are sent on). Without a config every
+ * shard is turned off. The shards are the authority and change first; the edge's KV copy follows.
  */
 async function installOnShards(env: Env, config: OriginConfig | null, previous: OriginConfig | null): Promise<void> {
   const count = Math.max(config?.shards ?? 0, previous?.shards ?? 0, 1);
   await Promise.all(
     Array.from({ length: count }, (_, index) =>
-      config && index < config.shards ? shard(env, index).configure(config, index) : shard(env, index).disable(),
+      config ? shard(env, index).configure(config, index) : shard(env, index).disable(),
     ),
   );
 }

@@ -50,10 +50,15 @@ export interface LocalShedCount {
   readonly count: number;
 }
 
-/** How an admitted request ended, as its holder reports on release. */
+/**
+ * How an admitted request ended, as its holder reports on release. `abandoned`: the client went
+ * away before the origin answered; the origin is probably still working on it, so its slot
+ * lingers like a deadline abort's (but it says nothing of the origin's speed).
+ */
 export const RELEASE_OUTCOMES = [
   "completed",
   "cancelled",
+  "abandoned",
   "deadline_exceeded",
   "origin_failed",
   "not_forwarded",
@@ -161,6 +166,7 @@ export function countRelease(counters: Counters, outcome: ReleaseOutcome | "reap
       return { ...counters, released: counters.released + 1, notForwarded: counters.notForwarded + 1 };
     case "completed":
     case "cancelled":
+    case "abandoned":
       return { ...counters, released: counters.released + 1 };
   }
 }

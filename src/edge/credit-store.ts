@@ -64,7 +64,7 @@ export function holdCredit(objectName: string, grant: CreditGrant, quota: Quota,
     retired: false,
     used: 0,
     byPriority: countByPriority(),
-    outcomes: { completed: 0, cancelled: 0, deadline_exceeded: 0, origin_failed: 0, not_forwarded: 0 },
+    outcomes: { completed: 0, cancelled: 0, deadline_exceeded: 0, origin_failed: 0, not_forwarded: 0, abandoned: 0 },
   };
   const returns: CreditReturn[] = [];
   const previous = credits.get(objectName);

@@ -3,7 +3,7 @@ import { ORIGIN_SHED_CAUSES, type OriginShedCause } from "./origin-shed";
 
 /**
  * One shard's decision counters. They add up: arrived = admitted + shed + queued now; admitted =
- * released + reaped + in flight.
+ * released + reaped + (in flight - lingering): a slot left lingering is already released.
  */
 export interface OriginCounters {
   readonly arrived: number;

@@ -15,6 +15,8 @@ const KV_ORIGIN_CONFIG = "origin:config";
 const CACHE_KEY = "config";
 
 const cache = new LruCache<string, OriginConfig | null>(1, ORIGIN_CACHE_TTL_MS);
+/** The last config read, kept past its TTL for when KV cannot be read. */
+let lastKnown: OriginConfig | null = null;
 
 export class OriginDirectory {
   constructor(private readonly kv: KVNamespace) {}
@@ -23,10 +25,20 @@ export class OriginDirectory {
   async config(now: number): Promise<OriginConfig | null> {
     const cached = cache.get(CACHE_KEY, now);
     if (cached !== undefined) return cached;
-    const raw = await this.kv.get(KV_ORIGIN_CONFIG, { type: "json", cacheTtl: ORIGIN_KV_CACHE_TTL_S });
+    let raw: unknown;
+    try {
+      raw = await this.kv.get(KV_ORIGIN_CONFIG, { type: "json", cacheTtl: ORIGIN_KV_CACHE_TTL_S });
+    } catch (error) {
+      // A failed read must not fail the request, nor turn the stage off: the last config holds.
+      console.error("reading the origin stage's config failed; using the last one read", error);
+      return lastKnown;
+    }
     const parsed = originConfigSchema.safeParse(raw);
+    if (!parsed.success && raw !== null)
+      console.error("the origin stage's stored config is invalid; stage off", parsed.error.issues);
     const config = parsed.success ? parsed.data : null;
     cache.set(CACHE_KEY, config, now);
+    lastKnown = config;
     return config;
   }
 
@@ -50,4 +62,5 @@ export class OriginDirectory {
 /** For tests: forget this isolate's cached copy. */
 export function clearOriginConfigCache(): void {
   cache.clear();
+  lastKnown = null;
 }

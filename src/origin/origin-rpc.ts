@@ -1,12 +1,18 @@
 import { z } from "zod";
 import { PRIORITIES } from "../admission/priority";
 import type { Saturation } from "../admission/saturation";
-import { tenantNameSchema } from "../tenant/tenant-config";
 import { ORIGIN_SHED_CAUSES, type OriginShedCause, type OriginShedReason } from "./origin-shed";
+
+/**
+ * Who a request counts against at the origin stage (fair shares, 429 holds): the tenant's name,
+ * or for the anonymous tenant its per-client bucket (`anonymous:<ip or /64>`), so that one
+ * client's 429 does not hold back every client without a key.
+ */
+export const ORIGIN_PARTY = /^[A-Za-z0-9][A-Za-z0-9._:/-]{0,127}$/;
 
 /** The origin shard's RPC payloads, checked by the object: its state's last line of defence. */
 export const acquireRequestSchema = z.strictObject({
-  tenant: tenantNameSchema,
+  tenant: z.string().regex(ORIGIN_PARTY),
   weight: z.number().positive().max(1_000),
   priority: z.enum(PRIORITIES),
   deadline: z.number().finite(),
@@ -44,12 +50,25 @@ export type AcquireDecision =
       /** Set when the answer is a hold of one tenant's traffic, not of the whole origin. */
       readonly tenantHold: boolean;
     }
-  /** The stage is off (never configured, deleted, or this shard is past the shard count). */
-  | { readonly kind: "disabled" };
+  /** The stage is off (never configured, or deleted). */
+  | { readonly kind: "disabled" }
+  /**
+   * This shard was retired by a lower shard count: ask one of the first `shards` instead. An
+   * isolate's cached config lags a change by up to 35 s; this keeps it inside the limit meanwhile.
+   */
+  | { readonly kind: "moved"; readonly shards: number };
+
+export const ORIGIN_RELEASE_OUTCOMES = [
+  "completed",
+  "cancelled",
+  "abandoned",
+  "deadline_exceeded",
+  "origin_failed",
+] as const;
 
 export const originReleaseSchema = z.strictObject({
   /** How the request ended: forwarded and answered, or not. */
-  outcome: z.enum(["completed", "cancelled", "deadline_exceeded", "origin_failed"]),
+  outcome: z.enum(ORIGIN_RELEASE_OUTCOMES),
   /** The origin's status, 0 when none came. */
   status: z.number().int().min(0).max(999),
   /** Time to the origin's response headers; null when none came. */
@@ -65,3 +84,27 @@ export const originReleaseSchema = z.strictObject({
 });
 
 export type OriginRelease = z.infer<typeof originReleaseSchema>;
+
+/**
+ * A release's report, read so that the slot is freed whatever else is wrong with it: an outcome
+ * the shard does not know counts as `cancelled`, and feedback that fails its schema (an origin
+ * header out of range, say) is dropped rather than refusing the release, which would leave the
+ * slot taken until its lease expires.
+ */
+export function readOriginRelease(raw: unknown): OriginRelease {
+  const full = originReleaseSchema.safeParse(raw);
+  if (full.success) return full.data;
+  const outcome = z.object({ outcome: z.enum(ORIGIN_RELEASE_OUTCOMES) }).safeParse(raw);
+  return {
+    outcome: outcome.success ? outcome.data.outcome : "cancelled",
+    status: 0,
+    latencyMs: null,
+    retryAfterMs: null,
+    capacity: null,
+  };
+}
+
+export const holdRequestSchema = z.strictObject({
+  tenant: z.string().regex(ORIGIN_PARTY).nullable(),
+  untilMs: z.number().finite(),
+});

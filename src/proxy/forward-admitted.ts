@@ -7,7 +7,7 @@ import type { DecisionSink } from "../analytics";
 import { type GuardConfig, guardConfig } from "../config";
 import { enterFailOpen } from "../edge/fail-open-gate";
 import type { Env } from "../env";
-import type { OriginConfig } from "../origin/origin-config";
+import { ORIGIN_BOUNDS, type OriginConfig } from "../origin/origin-config";
 import type { OriginRelease } from "../origin/origin-rpc";
 import { GUARD_PROBLEM_BASE, problemResponse } from "../problem";
 import { setRateLimitFields } from "../ratelimit-fields";
@@ -15,7 +15,7 @@ import type { ReleaseOutcome } from "../tenant/rpc";
 import { type OriginFetch, forwardToOrigin, originTarget } from "./forward";
 import { clientResponseHeaders, originRequestHeaders } from "./header-hygiene";
 import { asksForHold, capacityGrant, retryAfterMs } from "./origin-feedback";
-import { type OriginTicket, acquireOrigin, holdAtEdge, releaseOrigin } from "./origin-stage";
+import { type OriginTicket, acquireOrigin, holdAtEdge, originParty, releaseOrigin } from "./origin-stage";
 import type { Admitted, Plan } from "./plan";
 import { planEvent, shed } from "./shed-answer";
 import { releaseOnEnd } from "./release-on-end";
@@ -70,12 +70,15 @@ interface OriginAnswer {
 
 const NO_ANSWER: OriginAnswer = { status: 0, latencyMs: null, retryAfterMs: null, capacity: null };
 
+/** Clamped to what the stage can use, so an outsized header can never make the release invalid. */
 function originAnswer(response: Response, origin: OriginConfig | null, latencyMs: number, now: number): OriginAnswer {
+  const hold = asksForHold(response.status) ? retryAfterMs(response.headers.get("retry-after"), now) : null;
+  const grant = origin?.capacityHeader ? capacityGrant(response.headers.get(origin.capacityHeader)) : null;
   return {
     status: response.status,
     latencyMs,
-    retryAfterMs: asksForHold(response.status) ? retryAfterMs(response.headers.get("retry-after"), now) : null,
-    capacity: origin?.capacityHeader ? capacityGrant(response.headers.get(origin.capacityHeader)) : null,
+    retryAfterMs: hold === null || !origin ? null : Math.min(hold, origin.maxBackoffMs),
+    capacity: grant === null ? null : Math.min(grant, ORIGIN_BOUNDS.maxInFlight),
   };
 }
 
@@ -93,7 +96,7 @@ export async function forwardAdmitted(fc: ForwardContext, admission: Admitted): 
       ctx,
       fc.origin,
       {
-        tenant: plan.identity.tenant.name,
+        tenant: originParty(plan.identity),
         weight: plan.identity.tenant.config.weight,
         priority: plan.priority,
         deadline: plan.deadline,
@@ -184,65 +187,72 @@ async function send(
     });
   };
 
-  const timeoutMs = remainingMs(plan.deadline, forwardedAt);
-  // Admitted at the last moment: sending it now would only be late work for the origin.
-  if (timeoutMs < MIN_FORWARD_BUDGET_MS) return deadlineAnswer("cancelled", 0);
-  const config = guardConfig(env);
-  const headers = originRequestHeaders(request.headers, {
-    tenant: plan.identity.tenant.name,
-    priority: plan.priority,
-    deadline: plan.deadline,
-    timeoutMs,
-    clientIp: request.headers.get("cf-connecting-ip"),
-    publicUrl: url,
-    requestId: admission.requestId,
-  });
-  if (ticket) headers.set("x-guard-origin-limit", String(ticket.limit));
-  const result = await forwardToOrigin(
-    originTarget(config.originUrl, url),
-    request,
-    headers,
-    plan.deadline,
-    forwardedAt,
-    ports.originFetch,
-  );
+  try {
+    const timeoutMs = remainingMs(plan.deadline, forwardedAt);
+    // Admitted at the last moment: sending it now would only be late work for the origin.
+    if (timeoutMs < MIN_FORWARD_BUDGET_MS) return deadlineAnswer("cancelled", 0);
+    const config = guardConfig(env);
+    const headers = originRequestHeaders(request.headers, {
+      tenant: plan.identity.tenant.name,
+      priority: plan.priority,
+      deadline: plan.deadline,
+      timeoutMs,
+      clientIp: request.headers.get("cf-connecting-ip"),
+      publicUrl: url,
+      requestId: admission.requestId,
+    });
+    if (ticket) headers.set("x-guard-origin-limit", String(ticket.limit));
+    const result = await forwardToOrigin(
+      originTarget(config.originUrl, url),
+      request,
+      headers,
+      plan.deadline,
+      forwardedAt,
+      ports.originFetch,
+    );
 
-  switch (result.kind) {
-    case "deadline_exceeded":
-      return deadlineAnswer("deadline_exceeded", Date.now() - forwardedAt);
-    case "client_gone":
-      finish("cancelled", 0);
-      return new Response(null, { status: 499 });
-    case "failed":
-      console.error(`origin fetch for '${plan.identity.tenant.name}' failed`, result.error);
-      finish("origin_failed", 502);
-      return problemResponse({
-        type: `${GUARD_PROBLEM_BASE}origin-unreachable`,
-        title: "Bad Gateway",
-        status: 502,
-        detail: "the origin could not be reached or reset the connection",
-        reason: "origin_failed",
-      });
-    case "response": {
-      const upstream = result.response;
-      const now = Date.now();
-      answer = originAnswer(upstream, fc.origin, now - forwardedAt, now);
-      if (fc.origin && answer.retryAfterMs !== null) {
-        holdAtEdge(plan.identity.tenant.name, upstream.status, answer.retryAfterMs, fc.origin.maxBackoffMs, now);
+    switch (result.kind) {
+      case "deadline_exceeded":
+        return deadlineAnswer("deadline_exceeded", Date.now() - forwardedAt);
+      case "client_gone":
+        // Gone before the origin answered: the origin is still at work, so the slots linger.
+        finish("abandoned", 0);
+        return new Response(null, { status: 499 });
+      case "failed":
+        console.error(`origin fetch for '${plan.identity.tenant.name}' failed`, result.error);
+        finish("origin_failed", 502);
+        return problemResponse({
+          type: `${GUARD_PROBLEM_BASE}origin-unreachable`,
+          title: "Bad Gateway",
+          status: 502,
+          detail: "the origin could not be reached or reset the connection",
+          reason: "origin_failed",
+        });
+      case "response": {
+        const upstream = result.response;
+        const now = Date.now();
+        answer = originAnswer(upstream, fc.origin, now - forwardedAt, now);
+        if (fc.origin && answer.retryAfterMs !== null) {
+          holdAtEdge(originParty(plan.identity), upstream.status, answer.retryAfterMs, fc.origin.maxBackoffMs, now);
+        }
+        const responseHeaders = clientResponseHeaders(upstream.headers);
+        setRateLimitFields(responseHeaders, admission.quota, null);
+        if (degraded) responseHeaders.set(DEGRADED_HEADER, "fail-open");
+        const body = upstream.body
+          ? releaseOnEnd(upstream.body, result.deadlineSignal, (outcome) => finish(outcome, upstream.status))
+          : null;
+        if (!body) finish("completed", upstream.status);
+        return new Response(body, {
+          status: upstream.status,
+          statusText: upstream.statusText,
+          headers: responseHeaders,
+          encodeBody: "manual",
+        });
       }
-      const responseHeaders = clientResponseHeaders(upstream.headers);
-      setRateLimitFields(responseHeaders, admission.quota, null);
-      if (degraded) responseHeaders.set(DEGRADED_HEADER, "fail-open");
-      const body = upstream.body
-        ? releaseOnEnd(upstream.body, result.deadlineSignal, (outcome) => finish(outcome, upstream.status))
-        : null;
-      if (!body) finish("completed", upstream.status);
-      return new Response(body, {
-        status: upstream.status,
-        statusText: upstream.statusText,
-        headers: responseHeaders,
-        encodeBody: "manual",
-      });
     }
+  } catch (error) {
+    // Nothing known throws past here; if something does, every slot still goes back at once.
+    finish("origin_failed", 500);
+    throw error;
   }
 }

@@ -17,7 +17,7 @@ import {
   forwardAdmitted,
 } from "./forward-admitted";
 import { anonymousIdentity, resolveIdentity } from "./identity";
-import { shedAtOriginEdge } from "./origin-stage";
+import { originParty, shedAtOriginEdge } from "./origin-stage";
 import { type Admitted, plan } from "./plan";
 import { shed } from "./shed-answer";
 import { admitOnCredit, admittedByObject, askAdmission, keepCredit, shedAtTenantEdge } from "./tenant-stage";
@@ -52,7 +52,7 @@ export async function guardRequest(
       ctx,
       origin,
       {
-        tenant: current.identity.tenant.name,
+        tenant: originParty(current.identity),
         weight: current.identity.tenant.config.weight,
         priority: current.priority,
         deadline: current.deadline,

@@ -9,7 +9,9 @@ import { forgetOriginSaturation, holdOriginVerdict, originVerdictsFor } from "..
 import type { Env } from "../env";
 import { originShardName } from "../origin-guard";
 import type { OriginConfig } from "../origin/origin-config";
-import type { AcquireDecision, OriginRelease } from "../origin/origin-rpc";
+import { type AcquireDecision, ORIGIN_PARTY, type OriginRelease } from "../origin/origin-rpc";
+import { ANONYMOUS_TENANT } from "../tenant/tenant-config";
+import type { Identity } from "./identity";
 import type { OriginShedCause, OriginShedReason } from "../origin/origin-shed";
 import { callObject } from "./object-calls";
 
@@ -47,8 +49,17 @@ function causeOf(reason: OriginShedReason, noRoom: boolean): OriginShedCause {
   return noRoom ? "queue_full" : "wait_exceeds_deadline";
 }
 
-function pickShard(config: OriginConfig, random: () => number): number {
-  return Math.min(config.shards - 1, Math.floor(random() * config.shards));
+function pickShard(shards: number, random: () => number): number {
+  return Math.min(shards - 1, Math.floor(random() * shards));
+}
+
+/**
+ * Who a request counts against at the origin stage: its tenant, or for clients without a key
+ * their own per-IP bucket (see ORIGIN_PARTY).
+ */
+export function originParty(identity: Identity): string {
+  const party = identity.tenant.name === ANONYMOUS_TENANT ? identity.objectName : identity.tenant.name;
+  return ORIGIN_PARTY.test(party) ? party : ANONYMOUS_TENANT;
 }
 
 /**
@@ -71,7 +82,7 @@ export function shedAtOriginEdge(
     };
     const local = decideLocally(verdict, request, now);
     if (local.kind === "ask") continue;
-    const shard = pickShard(config, random);
+    const shard = pickShard(config.shards, random);
     const action = ledger.record(originShardName(shard), causeOf(local.reason, verdict.noRoom), ask.priority, now);
     followLedger(env, ctx, originShardName(shard), action);
     return { kind: "shed", reason: local.reason, retryAfterMs: local.retryAfterMs, waitedMs: 0, decidedAt: "edge" };
@@ -79,7 +90,10 @@ export function shedAtOriginEdge(
   return null;
 }
 
-/** Asks one shard, chosen at random, for an origin slot. */
+/**
+ * Asks one shard, chosen at random, for an origin slot. A shard retired by a lower shard count
+ * says how many there are now, and one of those is asked instead (once).
+ */
 export async function acquireOrigin(
   env: Env,
   ctx: ExecutionContext,
@@ -87,7 +101,20 @@ export async function acquireOrigin(
   ask: OriginAsk,
   random: () => number,
 ): Promise<OriginGate> {
-  const shard = pickShard(config, random);
+  const first = await acquireFrom(env, ctx, pickShard(config.shards, random), ask, random);
+  if (first.kind !== "moved") return first;
+  const second = await acquireFrom(env, ctx, pickShard(first.shards, random), ask, random);
+  // Moved twice: the shard count changed again meanwhile. Refuse rather than guess.
+  return second.kind === "moved" ? { kind: "unavailable", error: new Error("origin shards moved twice") } : second;
+}
+
+async function acquireFrom(
+  env: Env,
+  ctx: ExecutionContext,
+  shard: number,
+  ask: OriginAsk,
+  random: () => number,
+): Promise<OriginGate | { readonly kind: "moved"; readonly shards: number }> {
   const name = originShardName(shard);
   const localSheds = ledger.take(name)?.map(({ reason, priority, count }) => ({ cause: reason, priority, count }));
   let decision: AcquireDecision;
@@ -105,6 +132,8 @@ export async function acquireOrigin(
     return { kind: "unavailable", error };
   }
   switch (decision.kind) {
+    case "moved":
+      return decision;
     case "disabled":
       return { kind: "pass", ticket: null };
     case "admit":

@@ -92,5 +92,6 @@ export const creditReportSchema = z.strictObject({
     deadline_exceeded: z.number().int().min(0).max(1_000),
     origin_failed: z.number().int().min(0).max(1_000),
     not_forwarded: z.number().int().min(0).max(1_000),
+    abandoned: z.number().int().min(0).max(1_000),
   }),
 });

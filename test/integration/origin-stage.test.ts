@@ -7,7 +7,7 @@ import { clearOriginVerdicts } from "../../src/edge/origin-verdicts";
 import { clearVerdicts } from "../../src/edge/verdict-cache";
 import type { Env } from "../../src/env";
 import { type FakeOrigin, heldResponses, installFakeOrigin } from "./fake-origin";
-import { admin, createTenant, proxied, stats, statsWhen, uniqueTenant } from "./support";
+import { admin, createTenant, guardFetch, proxied, stats, statsWhen, uniqueTenant } from "./support";
 
 /**
  * The origin stage in workerd: one config for the whole origin (this file's storage is its own),
@@ -309,5 +309,115 @@ describe("when a Durable Object cannot be asked", () => {
     const s = await statsWhen(tenant, (x) => x.state.inFlight === 0 && x.counters.notForwarded === 1);
     expect(s.counters.notForwarded).toBe(1);
     expect((await stats(tenant)).state.inFlight).toBe(0);
+  });
+});
+
+describe("origin stage under hostile or odd input", () => {
+  it("frees the slot and starts the hold however outsized the origin's headers are", async () => {
+    let calls = 0;
+    origin = installFakeOrigin(() => {
+      calls += 1;
+      return calls === 1
+        ? new Response("busy", { status: 503, headers: { "retry-after": "40000000", "x-origin-capacity": "9999999" } })
+        : Response.json({ ok: true });
+    });
+    await putOrigin({
+      maxInFlight: 1,
+      adaptive: false,
+      maxQueue: 0,
+      capacityHeader: "x-origin-capacity",
+      maxBackoffMs: 2_000,
+    });
+    const key = await createTenant(uniqueTenant("huge"));
+    expect(await (await proxied(key)).text()).toBe("busy");
+    const view = await originWhen((v) => v.stats?.counters.released === 1);
+    expect(view.stats).toMatchObject({ inFlight: 0, counters: { released: 1 } });
+    // The hold is the stage's cap, not the origin's 463 days.
+    expect(view.stats?.backoffMs).toBeGreaterThan(1_000);
+    expect(view.stats?.backoffMs).toBeLessThanOrEqual(2_000);
+  });
+
+  it("keeps the origin slot taken when the client goes away before the origin answered", async () => {
+    let finishWork: () => void = () => {};
+    // Like a real server: the fetch fails when the guard aborts it, the work goes on regardless.
+    origin = installFakeOrigin((request) =>
+      Promise.race([
+        new Promise<Response>((resolve) => {
+          finishWork = () => resolve(new Response("done"));
+        }),
+        new Promise<Response>((_, reject) =>
+          request.signal.addEventListener("abort", () => reject(new Error("aborted"))),
+        ),
+      ]),
+    );
+    await putOrigin({ maxInFlight: 1, adaptive: false, maxQueue: 0, reservations: ALL_CLASSES_EVERYTHING });
+    const key = await createTenant(uniqueTenant("gone"));
+    const app = createApp({ sink: () => ({ record: () => {} }), random: () => 0 });
+    const controller = new AbortController();
+    const ctx = createExecutionContext();
+    const pending = app.fetch(
+      new Request("http://guard.test/a", { headers: { "x-api-key": key }, signal: controller.signal }),
+      env,
+      ctx,
+    );
+    await originWhen((v) => v.stats?.inFlight === 1);
+    controller.abort();
+    expect((await pending).status).toBe(499);
+    await waitOnExecutionContext(ctx);
+    // The origin is still working on it: the slot lingers, and the next request is refused.
+    const view = await originWhen((v) => v.stats?.counters.released === 1);
+    expect(view.stats).toMatchObject({ inFlight: 1, counters: { released: 1 } });
+    await expectShed(await proxied(key), 503, "origin_saturated");
+    expect(origin.requests).toHaveLength(1);
+    finishWork();
+  });
+
+  it("holds back only the one anonymous client an origin 429 was for", async () => {
+    origin = installFakeOrigin((request) =>
+      request.headers.get("x-forwarded-for") === "203.0.113.1"
+        ? new Response("slow down", { status: 429, headers: { "retry-after": "30" } })
+        : Response.json({ ok: true }),
+    );
+    await putOrigin({ maxInFlight: 4 });
+    const from = (ip: string) => guardFetch("/api/x", { headers: { "cf-connecting-ip": ip } });
+    expect((await from("203.0.113.1")).status).toBe(429);
+    await expectShed(await from("203.0.113.1"), 429, "origin_rate_limited");
+    expect((await from("198.51.100.7")).status).toBe(200);
+    expect(origin.requests).toHaveLength(2);
+  });
+
+  it("sends isolates that still pick a retired shard to the remaining ones", async () => {
+    await putOrigin({ maxInFlight: 2, minInFlight: 2, shards: 2, adaptive: false, maxQueue: 0 });
+    const ask = { tenant: "someone", weight: 1, priority: "normal" as const, deadline: Date.now() + 9_000 };
+    expect((await env.ORIGIN_GUARD.getByName("origin:1").acquire(ask)).kind).toBe("admit");
+    await putOrigin({ maxInFlight: 2, minInFlight: 2, shards: 1, adaptive: false, maxQueue: 0 });
+    expect(await env.ORIGIN_GUARD.getByName("origin:1").acquire(ask)).toEqual({ kind: "moved", shards: 1 });
+    const view = await originView();
+    expect(view.stats?.limit.effective).toBe(2);
+  });
+
+  it("does not cut everyone's limit for aborts a client's own tiny budget caused", async () => {
+    origin = installFakeOrigin((request) =>
+      Promise.race([
+        scheduler.wait(40).then(() => Response.json({ ok: true })),
+        new Promise<Response>((_, reject) =>
+          request.signal.addEventListener("abort", () => reject(new Error("aborted"))),
+        ),
+      ]),
+    );
+    await putOrigin({ maxInFlight: 20, minInFlight: 1 });
+    const key = await createTenant(uniqueTenant("tiny"), { rate: 1000, burst: 1000, maxInFlight: 200 });
+    // Teach the stage the origin's normal latency first.
+    for (let i = 0; i < 12; i += 1) await (await proxied(key)).text();
+    const statuses = new Set<number>();
+    for (let i = 0; i < 20; i += 1) {
+      const response = await proxied(key, "/api/x", { headers: { "x-request-timeout-ms": "20" } });
+      statuses.add(response.status);
+      await response.text();
+      await scheduler.wait(60);
+    }
+    expect(statuses).toEqual(new Set([504]));
+    const view = await originView();
+    expect(view.stats?.limit.effective).toBe(20);
   });
 });

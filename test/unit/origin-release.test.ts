@@ -1,0 +1,48 @@
+import { describe, expect, it } from "vitest";
+import { isDrop } from "../../src/origin/origin-drops";
+import { readOriginRelease } from "../../src/origin/origin-rpc";
+
+const answered = (status: number, retryAfterMs: number | null = null) => ({
+  outcome: "completed",
+  status,
+  retryAfterMs,
+});
+
+describe("what counts as a drop for the adaptive limit", () => {
+  it("counts gateway errors, failed fetches and a 429 that holds nobody back", () => {
+    for (const status of [502, 503, 504]) expect(isDrop(answered(status), 10, 0)).toBe(true);
+    expect(isDrop({ outcome: "origin_failed", status: 0, retryAfterMs: null }, 10, 0)).toBe(true);
+    expect(isDrop(answered(429), 10, 0)).toBe(true);
+  });
+
+  it("does not count the application's own errors, nor a 429 that holds one tenant back", () => {
+    for (const status of [200, 404, 500, 501]) expect(isDrop(answered(status), 10, 0)).toBe(false);
+    expect(isDrop(answered(429, 5_000), 10, 0)).toBe(false);
+  });
+
+  it("counts a deadline abort only once the request ran past the tolerated latency", () => {
+    const aborted = { outcome: "deadline_exceeded", status: 0, retryAfterMs: null };
+    expect(isDrop(aborted, 20, 150)).toBe(false);
+    expect(isDrop(aborted, 150, 150)).toBe(true);
+    expect(isDrop({ outcome: "abandoned", status: 0, retryAfterMs: null }, 500, 150)).toBe(false);
+  });
+});
+
+describe("reading a release report", () => {
+  it("keeps a valid report whole", () => {
+    const report = { outcome: "completed", status: 200, latencyMs: 12, retryAfterMs: null, capacity: 4 };
+    expect(readOriginRelease(report)).toEqual(report);
+  });
+
+  it("drops feedback out of range but keeps the outcome, so the slot is still freed", () => {
+    expect(
+      readOriginRelease({ outcome: "deadline_exceeded", status: 503, latencyMs: 1, retryAfterMs: 1e20, capacity: 1e9 }),
+    ).toEqual({ outcome: "deadline_exceeded", status: 0, latencyMs: null, retryAfterMs: null, capacity: null });
+  });
+
+  it("reads anything else as a plain cancellation", () => {
+    for (const raw of [null, "x", { outcome: "exploded" }, []]) {
+      expect(readOriginRelease(raw)).toMatchObject({ outcome: "cancelled", status: 0 });
+    }
+  });
+});
