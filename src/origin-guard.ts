@@ -167,31 +167,29 @@ export class OriginGuard extends DurableObject<Env> {
    * here until released, but no longer count against any shard's limit.
    */
   private retire(config: OriginConfig, index: number): void {
+    this.forget({ kind: "moved", shards: config.shards });
     this.retiredTo = config.shards;
-    for (const resolve of this.waiters.values()) resolve({ kind: "moved", shards: config.shards });
-    this.waiters.clear();
-    this.timers.clear();
-    this.placement = null;
-    this.limits = null;
-    this.core = null;
-    this.counters = emptyOriginCounters();
-    this.store.deleteAll();
     this.store.savePlacement({ config, index });
   }
 
   /** Turns the stage off here: waiters are let through unguarded, state forgotten. */
   async disable(): Promise<void> {
-    for (const resolve of this.waiters.values()) resolve({ kind: "disabled" });
-    this.waiters.clear();
+    this.forget({ kind: "disabled" });
     this.leases.clear();
     this.retiredTo = null;
+    await this.timers.deleteAlarm();
+  }
+
+  /** Answers every waiter `answer` and drops the shard's state (its leases stay). */
+  private forget(answer: AcquireDecision): void {
+    for (const resolve of this.waiters.values()) resolve(answer);
+    this.waiters.clear();
     this.timers.clear();
     this.placement = null;
     this.limits = null;
     this.core = null;
     this.counters = emptyOriginCounters();
     this.store.deleteAll();
-    await this.timers.deleteAlarm();
   }
 
   async acquire(raw: AcquireRequest): Promise<AcquireDecision> {
