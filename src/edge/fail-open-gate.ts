@@ -17,7 +17,3 @@ export function enterFailOpen(max: number): (() => void) | null {
     inFlight -= 1;
   };
 }
-
-export function failOpenInFlight(): number {
-  return inFlight;
-}

@@ -58,9 +58,3 @@ export class OriginDirectory {
     cache.clear();
   }
 }
-
-/** For tests: forget this isolate's cached copy. */
-export function clearOriginConfigCache(): void {
-  cache.clear();
-  lastKnown = null;
-}
