@@ -138,7 +138,7 @@ function expectedWaitMs(state: OriginState, cap: number, ahead: number): number 
   return (releasesNeeded * state.serviceMsEwma) / state.inFlight;
 }
 
-function queueDrainMs(state: OriginState, limits: OriginLimits, now: number): number {
+export function originQueueDrainMs(state: OriginState, limits: OriginLimits, now: number): number {
   const cap = capFor(state, limits, "critical", now);
   return expectedWaitMs(state, Math.max(1, cap), state.queue.length);
 }
@@ -193,7 +193,7 @@ export function arrive(
   const evicted: OriginWaiter[] = [];
   if (queue.length >= limits.maxQueue) {
     const victim = victimFor(queue, state.inFlightByTenant, arrival);
-    if (!victim) return shed(state, "queue_full", queueDrainMs(state, limits, now), wait, true);
+    if (!victim) return shed(state, "queue_full", originQueueDrainMs(state, limits, now), wait, true);
     queue = queue.filter((waiter) => waiter.id !== victim.id);
     evicted.push(victim);
   }
@@ -375,5 +375,3 @@ export function applyOriginLimits(
     evicted: [...evicted],
   };
 }
-
-export { queueDrainMs as originQueueDrainMs };
