@@ -92,6 +92,7 @@ export function createLab(opts) {
      * `cpuOf` (a wrangler handle with workerdProcs; default: the guard for target "guard") has the
      * CPU time of its workerd processes measured over the phase. `statsAfterMs` is how long the
      * guard is left to settle before its counters are read (batched edge-shed reports lag ~1 s).
+     * `seed` makes the arrival schedule reproducible (the same seed, the same arrivals).
      */
     async phase({
       label,
@@ -105,6 +106,7 @@ export function createLab(opts) {
       during,
       cpuOf,
       statsAfterMs = LINGER_ALLOWANCE_MS,
+      seed,
     }) {
       if (target === "guard" && !guard) throw new Error("this phase needs the guard");
       // Drop what the last phase left queued, let active work finish, then zero the counters.
@@ -131,6 +133,7 @@ export function createLab(opts) {
         durationMs,
         maxOutstanding,
         drainMs,
+        seed,
         onTick: during,
       });
       const cpuAfter = cpuSnapshot();

@@ -7,6 +7,9 @@
 //
 // Results go into preallocated typed arrays sized from the expected arrival count (with a hard cap),
 // so memory per phase is bounded; arrivals past the cap are still sent but only counted.
+// With a `seed`, each stream draws its gaps and budgets from its own seeded generator, so two phases
+// with the same seed and streams offer the same arrival schedule (the configuration matrix runs the
+// guard and HAProxy on one schedule); without one, Math.random as before.
 import http from "node:http";
 import { performance } from "node:perf_hooks";
 
@@ -39,7 +42,7 @@ const MAX_ARRIVALS_PER_TICK = 2000; // bounds one tick's work if the event loop 
 
 /**
  * @param {{ baseUrl: string, streams: Stream[], durationMs: number, maxOutstanding?: number,
- *   drainMs?: number, defaultBudgetMs?: number, onTick?: (elapsedMs:number)=>void }} opts
+ *   drainMs?: number, defaultBudgetMs?: number, seed?: number, onTick?: (elapsedMs:number)=>void }} opts
  */
 export async function runLoad(opts) {
   const { baseUrl, streams, durationMs } = opts;
@@ -47,6 +50,7 @@ export async function runLoad(opts) {
   const drainMs = opts.drainMs ?? 3000;
   const defaultBudgetMs = opts.defaultBudgetMs ?? 10_000;
   const url = new URL(baseUrl);
+  const random = streams.map((_, si) => (opts.seed === undefined ? Math.random : seededRandom(opts.seed, si)));
   const agent = new http.Agent({ keepAlive: true, maxSockets: maxOutstanding, maxFreeSockets: maxOutstanding });
 
   const expected = streams.reduce((n, s) => n + (s.rate * durationMs) / 1000 + (s.burst ?? 0), 0);
@@ -91,7 +95,7 @@ export async function runLoad(opts) {
   function send(si) {
     const s = streams[si];
     const budget = Array.isArray(s.budgetMs)
-      ? Math.round(s.budgetMs[0] + Math.random() * (s.budgetMs[1] - s.budgetMs[0]))
+      ? Math.round(s.budgetMs[0] + random[si]() * (s.budgetMs[1] - s.budgetMs[0]))
       : s.budgetMs;
     const headers = { ...s.headers };
     if (budget !== undefined) headers["x-request-timeout-ms"] = String(budget);
@@ -158,8 +162,8 @@ export async function runLoad(opts) {
   }
 
   // Poisson arrivals: exponential gaps, each stream independent.
-  const gap = (rate) => (rate > 0 ? (-Math.log(1 - Math.random()) * 1000) / rate : Infinity);
-  const next = streams.map((s) => gap(s.rate));
+  const gap = (rate, si) => (rate > 0 ? (-Math.log(1 - random[si]()) * 1000) / rate : Infinity);
+  const next = streams.map((s, si) => gap(s.rate, si));
   streams.forEach((s, si) => {
     for (let n = 0; n < Math.min(s.burst ?? 0, maxOutstanding); n++) send(si);
   });
@@ -170,7 +174,7 @@ export async function runLoad(opts) {
         for (let n = 0; n < MAX_ARRIVALS_PER_TICK && next[si] <= now && next[si] < durationMs; n++) {
           if (outstanding >= maxOutstanding) perStream[si].dropped++;
           else send(si);
-          next[si] += gap(streams[si].rate);
+          next[si] += gap(streams[si].rate, si);
         }
       }
       opts.onTick?.(now);
@@ -212,6 +216,20 @@ export function inspectError(headers, bodyText) {
     // not JSON: the bodyReason bit stays clear
   }
   return { signals, reason };
+}
+
+/** mulberry32 over a splitmix32 mix of (seed, stream): uniform in [0, 1), one sequence per stream. */
+export function seededRandom(seed, stream = 0) {
+  let h = (Math.imul((seed >>> 0) ^ 0x9e3779b9, 0x85ebca6b) + Math.imul(stream + 1, 0xc2b2ae35)) >>> 0;
+  h = Math.imul(h ^ (h >>> 16), 0x45d9f3b) >>> 0;
+  let a = (h ^ (h >>> 16)) >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
 }
 
 function sleep(ms) {
