@@ -57,7 +57,8 @@ export function originControl(originUrl) {
 /**
  * @param {{ originUrl: string, guard?: {url:string, workerdPids:()=>number[]}, admin?: any,
  *   startPassthrough?: () => Promise<{url:string, stop:()=>Promise<void>}>,
- *   sizing: typeof DEFAULT_SIZING, scale: number, runId: string, log: (m:string)=>void }} opts
+ *   sizing: typeof DEFAULT_SIZING, scale: number, runId: string, log: (m:string)=>void,
+ *   quick?: boolean, seed?: number, matrixOrigins?: string[], budgetEndsAt?: number }} opts
  */
 export function createLab(opts) {
   const { originUrl, guard, admin, sizing, scale, runId, log, startPassthrough } = opts;
@@ -73,6 +74,14 @@ export function createLab(opts) {
     guard,
     admin,
     log,
+    /** --quick: scenarios with their own phase lengths (the matrix) pick their short set. */
+    quick: Boolean(opts.quick),
+    /** Base seed of the arrival schedules that must repeat between targets (the matrix). */
+    seed: opts.seed,
+    /** --matrix-origins: the matrix's origins to run (undefined: its default set). */
+    matrixOrigins: opts.matrixOrigins,
+    /** Epoch ms of the run's watchdog: a long scenario stops starting cells before it. */
+    budgetEndsAt: opts.budgetEndsAt,
     /** Phase length: full-run milliseconds scaled for --quick, never under 3 s. */
     dur: (fullMs) => Math.max(3000, Math.round(fullMs * scale)),
     limits: (share = 1, extra = {}) => ({ ...defaultLimits(sizing, share), ...extra }),

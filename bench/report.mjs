@@ -35,6 +35,9 @@ export function renderTerminal(result) {
       "text",
     ),
   );
+  for (const t of result.tables ?? []) {
+    lines.push("", `${t.scenario}: ${t.title}`, ...table(t.head, t.rows, "text"));
+  }
   lines.push("", "Notes:");
   for (const n of result.notes) lines.push(`  ${n}`);
   lines.push("", "Targets (goals, not assertions):");
@@ -51,6 +54,16 @@ export function renderTerminal(result) {
 
 export function renderMarkdown(result) {
   const lines = [`# Overload lab: latest run`, "", header(result), ""];
+  // The configuration matrix (and any scenario's own tables) first: it is the run's summary.
+  if (result.tables?.length) {
+    lines.push("## Configuration matrix beside HAProxy", "");
+    for (const t of result.tables) {
+      lines.push(`### ${t.title}`, "");
+      if (t.intro?.length) lines.push(t.intro.join("\n"), "");
+      lines.push(...table(t.head, t.rows, "md"), "");
+    }
+    lines.push("## All phases", "");
+  }
   lines.push(
     ...table(
       COLUMNS.map((c) => c[0]),

@@ -8,13 +8,21 @@
 // non-zero only when something did not run (the guard failed to start, a scenario crashed).
 //
 // Flags:
-//   --quick              ~3 minute smoke run (phases at 25% length, 3 s at least)
-//   --only a,b           run only these scenarios: steady, burst, overload, noisy, flood,
-//                        priority, slow-origin, deadlines, global-sum, global-slow, origin-503,
-//                        global-priority, memory
+//   --quick              ~7 minute smoke run (phases at 25% length, 3 s at least; the matrix on
+//                        origin a only, 4-5 s phases)
+//   --only a,b           run only these scenarios: matrix, steady, burst, overload, noisy, flood,
+//                        priority, slow-origin, deadlines, global-sum, global-shards, global-slow,
+//                        origin-503, global-priority, memory. Without it all run but overload,
+//                        noisy and priority (the matrix covers them beside HAProxy); a full run
+//                        takes about 14 minutes, the matrix alone (--only matrix) about 10.
 //   --skip a,b           run all but these
-//   --no-guard           origin only: the direct halves of steady, burst and overload
-//   --scale x            phase length factor (default 1, or 0.25 with --quick)
+//   --no-guard           origin only: the direct halves of steady, burst and overload, and the
+//                        matrix's HAProxy column
+//   --scale x            phase length factor of all but the matrix (default 0.75, cut from 1 so a
+//                        full run with the matrix fits its budget; 0.25 with --quick)
+//   --seed n             base seed of the matrix's arrival schedules (default 1)
+//   --matrix-origins a,b the matrix's origins: a (4 x 80 ms), b (4 x 160 ms), c (4 x 20 ms);
+//                        default all three, a alone with --quick
 //   --concurrency n      origin slots C (default 4); tenants get maxInFlight = C
 //   --service-ms n       origin service time S (default 100)
 //   --out dir            results directory (default bench/results)
@@ -31,13 +39,14 @@ import { spawnTracked, stopAll, stopChild } from "./children.mjs";
 import { startGuard } from "./guard.mjs";
 import { capacityOf, createLab, DEFAULT_SIZING, defaultLimits } from "./lab.mjs";
 import { renderTerminal, writeResults } from "./report.mjs";
-import { scenarios } from "./scenarios/index.mjs";
+import { onlyWhenNamed, scenarios } from "./scenarios/index.mjs";
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const root = path.dirname(here);
-const HARD_LIMIT_MS = { full: 13 * 60_000, quick: 5 * 60_000 }; // watchdog: never run unbounded
+const HARD_LIMIT_MS = { full: 16 * 60_000, quick: 9 * 60_000 }; // watchdog: never run unbounded
 const BUSY_CORES = 0.25; // other programs' CPU in a phase above which its figures are flagged as noisy
-const SOFT_LIMIT_MS = { full: 10 * 60_000, quick: 200_000 }; // no new scenario starts past this
+const SOFT_LIMIT_MS = { full: 14 * 60_000, quick: 7 * 60_000 }; // no new scenario starts past this
+const FULL_SCALE = 0.75; // older scenarios' phases, cut from 1 when the matrix joined the full run
 
 const { values: flags } = parseFlags({
   options: {
@@ -49,6 +58,8 @@ const { values: flags } = parseFlags({
     concurrency: { type: "string", default: String(DEFAULT_SIZING.concurrency) },
     "service-ms": { type: "string", default: String(DEFAULT_SIZING.serviceMs) },
     out: { type: "string", default: path.join(here, "results") },
+    seed: { type: "string", default: "1" },
+    "matrix-origins": { type: "string" },
     help: { type: "boolean", default: false },
   },
 });
@@ -60,11 +71,20 @@ if (flags.help) {
 }
 
 const mode = flags.quick ? "quick" : "full";
-const scale = flags.scale !== undefined ? Number(flags.scale) : flags.quick ? 0.25 : 1;
+const scale = flags.scale !== undefined ? Number(flags.scale) : flags.quick ? 0.25 : FULL_SCALE;
 const sizing = { ...DEFAULT_SIZING, concurrency: Number(flags.concurrency), serviceMs: Number(flags["service-ms"]) };
 for (const [k, v] of Object.entries({ scale, concurrency: sizing.concurrency, "service-ms": sizing.serviceMs })) {
   if (!Number.isFinite(v) || v <= 0) fail(`--${k} must be a positive number, got ${JSON.stringify(v)}`);
 }
+const seed = Number(flags.seed);
+if (!Number.isInteger(seed) || seed < 0 || seed > 0xffffffff)
+  fail(`--seed must be an integer 0..2^32-1, got ${flags.seed}`);
+const matrixOrigins = flags["matrix-origins"]
+  ?.split(",")
+  .map((s) => s.trim())
+  .filter(Boolean);
+for (const o of matrixOrigins ?? [])
+  if (!["a", "b", "c"].includes(o)) fail(`--matrix-origins takes a, b and c, got ${o}`);
 const selected = pickScenarios(flags.only, flags.skip);
 const log = (m) => console.error(m);
 
@@ -121,7 +141,8 @@ async function main() {
     originUrl: origin.url,
     guard: guard ?? undefined,
     admin: guard?.admin,
-    startPassthrough: guard
+    // Also when the guard failed to start: the matrix's pass-through and HAProxy columns still run.
+    startPassthrough: wantGuard
       ? () =>
           startGuard({
             root,
@@ -135,6 +156,10 @@ async function main() {
     scale,
     runId: Date.now().toString(36),
     log,
+    quick: flags.quick,
+    seed,
+    matrixOrigins,
+    budgetEndsAt: started + HARD_LIMIT_MS[mode],
   });
 
   const rows = [],
@@ -142,6 +167,7 @@ async function main() {
     targets = [],
     errors = [],
     timelines = [],
+    tables = [],
     figures = {};
   for (const sc of selected) {
     if (sc.needsGuard && !guard) {
@@ -159,6 +185,7 @@ async function main() {
       notes.push(...r.notes.map((n) => `${sc.name}: ${n}`));
       targets.push(...r.targets);
       for (const t of r.timelines ?? []) timelines.push({ scenario: sc.name, ...t });
+      for (const t of r.tables ?? []) tables.push({ scenario: sc.name, ...t });
       figures[sc.name] = r.figures;
     } catch (e) {
       log(`  ${sc.name} failed: ${e?.stack ?? e}`);
@@ -173,6 +200,15 @@ async function main() {
   if (guard) await guard.stop();
   await origin.stop();
 
+  const leftOut = flags.only ? [] : onlyWhenNamed.filter((n) => !parseList(flags.skip).includes(n));
+  if (leftOut.length) {
+    notes.push(
+      `not in this run: ${leftOut.join(", ")} (the matrix measures overload, a quiet tenant beside a flood and critical traffic beside HAProxy; --only ${leftOut.join(",")} runs them)` +
+        (flags.scale === undefined && !flags.quick
+          ? `; the other scenarios' phases cut to ${FULL_SCALE}x their length to fit the run's budget`
+          : ""),
+    );
+  }
   const busy = rows.filter((r) => r.otherCpuCores > BUSY_CORES);
   if (busy.length) {
     notes.push(
@@ -186,6 +222,8 @@ async function main() {
       startedAt: new Date(started).toISOString(),
       mode,
       scale,
+      seed,
+      scenarios: selected.map((sc) => sc.name),
       cpus: os.cpus().length,
       node: process.version,
       gitHead: gitHead(),
@@ -199,6 +237,7 @@ async function main() {
     targets,
     errors,
     timelines,
+    tables,
     figures,
   };
   writeResults(flags.out, result);
@@ -244,21 +283,26 @@ async function startOriginChild() {
   return { url: `http://127.0.0.1:${port}`, stop: () => stopChild(child) };
 }
 
+function parseList(v) {
+  return v
+    ? v
+        .split(",")
+        .map((s) => s.trim())
+        .filter(Boolean)
+    : [];
+}
+
 function pickScenarios(only, skip) {
   const names = scenarios.map((s) => s.name);
-  const parse = (v) =>
-    v
-      ? v
-          .split(",")
-          .map((s) => s.trim())
-          .filter(Boolean)
-      : [];
+  const parse = parseList;
   for (const n of [...parse(only), ...parse(skip)]) {
     if (!names.includes(n)) fail(`unknown scenario "${n}"; known: ${names.join(", ")}`);
   }
   const o = parse(only);
   const s = parse(skip);
-  return scenarios.filter((sc) => (o.length === 0 || o.includes(sc.name)) && !s.includes(sc.name));
+  return scenarios.filter(
+    (sc) => (o.length === 0 ? !onlyWhenNamed.includes(sc.name) : o.includes(sc.name)) && !s.includes(sc.name),
+  );
 }
 
 function gitHead() {
