@@ -25,6 +25,9 @@ export default defineConfig({
                 ORIGIN_URL: "http://origin.test",
                 ADMIN_TOKEN: "test-admin-token-0123456789",
                 UNKNOWN_KEYS: "anonymous",
+                // The pool runs workerd with cross-request promise resolution off, so a queued
+                // request must learn of its grant on its own timer (see WAITER_WAKE in src/config.ts).
+                WAITER_WAKE: "poll",
                 // Test-only: how many inputs each fuzz property tries (see test/integration/fuzz-*.test.ts).
                 FUZZ_RUNS: process.env.FUZZ_RUNS ?? "",
               },

@@ -14,9 +14,9 @@ import { PRIORITIES } from "./admission/priority";
  *   blob3   priority
  *   blob4   route (the matching rule, or "default")
  *   blob5   method
- *   blob6   where it was decided: "object" (a Durable Object), "edge" (an isolate, from a
- *           cached verdict or credit, without a round trip) or "fail-open" (no object could be
- *           asked and FAIL_MODE=open let it through)
+ *   blob6   where it was decided: "edge" (an isolate, on its lease, without a round trip),
+ *           "object" (after waiting for a Durable Object's answer: a cold lease, an origin
+ *           shard) or "fail-open" (no object could be asked and FAIL_MODE=open let it through)
  *   blob7   the stage that decided: "tenant" (tenant limits), "origin" (origin stage), "forward"
  *           (admitted by every stage; blob2 says how forwarding ended) or "guard" (no object
  *           could be asked: fail-closed sheds and fail-open admissions)

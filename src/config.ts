@@ -16,6 +16,13 @@ export interface GuardConfig {
    */
   readonly failMode: "open" | "closed";
   readonly failOpenMaxInFlight: number;
+  /**
+   * How a request queued in this isolate learns that another request handed it a slot:
+   * "promise" (the platform resumes it in its own context: cross-request promise resolution, on
+   * by default since compatibility date 2024-10-14), or "poll" (it checks every 2 ms on its own
+   * timer). Only the vitest pool needs "poll": it turns cross-request resolution off.
+   */
+  readonly waiterWake: "promise" | "poll";
 }
 
 const envSchema = z.object({
@@ -37,6 +44,7 @@ const envSchema = z.object({
     .min(1, "must be at least 1")
     .max(1_000, "must be at most 1000")
     .default(4),
+  WAITER_WAKE: z.enum(["promise", "poll"]).default("promise"),
 });
 
 export class ConfigError extends Error {
@@ -62,6 +70,7 @@ function parseEnv(env: Env): GuardConfig | ConfigError {
     UNKNOWN_KEYS: env.UNKNOWN_KEYS,
     FAIL_MODE: env.FAIL_MODE || undefined,
     FAIL_OPEN_MAX_IN_FLIGHT: env.FAIL_OPEN_MAX_IN_FLIGHT || undefined,
+    WAITER_WAKE: env.WAITER_WAKE || undefined,
   });
   if (!result.success) {
     const problems = result.error.issues.map((issue) => {
@@ -79,5 +88,6 @@ function parseEnv(env: Env): GuardConfig | ConfigError {
     unknownKeys: data.UNKNOWN_KEYS,
     failMode: data.FAIL_MODE,
     failOpenMaxInFlight: data.FAIL_OPEN_MAX_IN_FLIGHT,
+    waiterWake: data.WAITER_WAKE,
   };
 }

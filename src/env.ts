@@ -12,4 +12,5 @@ export interface Env {
   readonly UNKNOWN_KEYS?: string;
   readonly FAIL_MODE?: string;
   readonly FAIL_OPEN_MAX_IN_FLIGHT?: string;
+  readonly WAITER_WAKE?: string;
 }

@@ -1,4 +1,4 @@
-import type { Quota } from "./tenant/rpc";
+import type { Quota } from "./lease/lease-protocol";
 
 /**
  * `RateLimit-Policy` and `RateLimit` in the syntax of draft-ietf-httpapi-ratelimit-headers-11:

@@ -3,7 +3,7 @@ import { retryAfterSeconds } from "./admission/retry-after";
 import type { ShedReason } from "./admission/shed-reason";
 import { GUARD_PROBLEM_BASE, problemResponse } from "./problem";
 import { CONCURRENCY_POLICY, RATE_POLICY, setRateLimitFields } from "./ratelimit-fields";
-import type { Quota } from "./tenant/rpc";
+import type { Quota } from "./lease/lease-protocol";
 
 const IANA = "https://iana.org/assignments/http-problem-types#";
 

@@ -1,70 +1,28 @@
 import { DurableObject } from "cloudflare:workers";
-import {
-  type AdmissionState,
-  applyLimits,
-  arrive,
-  initialState,
-  nextWakeAt,
-  pump,
-  queueDrainMs,
-  refundToken,
-  release,
-} from "./admission/admission";
-import {
-  type CreditGrant,
-  CREDIT_MAX_BUDGET_MS,
-  CREDIT_USABLE_MS,
-  creditReclaimAt,
-  creditSize,
-  drawCredit,
-  returnCredit,
-} from "./admission/credit";
-import {
-  type CreditReport,
-  type Counters,
-  type LocalShedCount,
-  type ReleaseOutcome,
-  countAdmit,
-  countArrival,
-  countCall,
-  countCreditReport,
-  countLocalSheds,
-  countRelease,
-  countShed,
-  emptyCounters,
-} from "./admission/counters";
-import {
-  type Lease,
-  earliestLeaseExpiry,
-  expiredLeases,
-  LEASE_GRACE_MS,
-  lingerLease,
-  newLease,
-} from "./admission/leases";
+import { type Counters, countCall, emptyCounters } from "./admission/counters";
 import type { AdmissionLimits } from "./admission/limits";
-import { saturationAfterShed } from "./admission/saturation";
-import type { AdmissionShedReason } from "./admission/shed-reason";
-import { msUntilFull } from "./admission/token-bucket";
-import { countQueuedByPriority, type Waiter } from "./admission/wait-queue";
+import { PRIORITIES, type Priority, countByPriority } from "./admission/priority";
 import type { Env } from "./env";
-import { ObjectTimers } from "./storage/object-timers";
 import {
-  type AdmitDecision,
-  type AdmitRequest,
-  type Quota,
-  admitRequestSchema,
-  creditReportSchema,
-  localShedBatchSchema,
-} from "./tenant/rpc";
+  type LeaseBook,
+  applyLimits,
+  applyReport,
+  earliestReclaim,
+  emptyBook,
+  grant,
+  quotaOf,
+  reclaimExpired,
+  slotsHeld,
+  slotsOut,
+  tokensOut,
+} from "./lease/lease-book";
+import { type LeaseAnswer, type LeaseReport, leaseReportSchema } from "./lease/lease-protocol";
+import { countTally } from "./lease/tally";
+import { ObjectTimers } from "./storage/object-timers";
 import { type TenantConfig, limitsOf, tenantConfigSchema } from "./tenant/tenant-config";
-import { type CreditLease, type KeyRecord, TenantStore } from "./tenant/tenant-store";
+import { type KeyRecord, TenantStore } from "./tenant/tenant-store";
 
-/**
- * Runtime state (bucket, counters, leases) is written at most this often. A crash (not a normal
- * eviction, which comes after idle time) loses at most this much: counting, and the leases
- * granted in that window, so until those requests end in-flight can exceed maxInFlight by what
- * was admitted in the last FLUSH_INTERVAL_MS. Limits, keys and credits are written at once.
- */
+/** Counters and returns are written at most this often; grants are written before they are answered. */
 export const FLUSH_INTERVAL_MS = 250;
 /** An object with no config of its own (an anonymous per-IP bucket) deletes itself when idle. */
 export const IDLE_CLEANUP_MS = 10 * 60_000;
@@ -74,14 +32,14 @@ export const MAX_KEYS_PER_TENANT = 20;
 export interface TenantStats {
   readonly limits: TenantConfig | null;
   readonly state: {
+    /** Tokens not yet spent: in the bucket, and out at isolates. */
     readonly tokens: number;
+    /** Slots in use at the isolates, as they last reported (lags by at most a renewal). */
     readonly inFlight: number;
-    readonly lingering: number;
-    /** Slots held by credits handed to isolates (hot tenants). */
-    readonly creditSlots: number;
     readonly queued: number;
-    readonly queuedByPriority: Record<string, number>;
+    readonly queuedByPriority: Record<Priority, number>;
     readonly holdMsEwma: number | null;
+    readonly leases: { readonly holders: number; readonly slots: number; readonly tokens: number };
   };
   readonly counters: Counters;
   readonly keys: number;
@@ -93,25 +51,28 @@ export type KeyChange =
   | { readonly kind: "too_many_keys"; readonly max: number }
   | { readonly kind: "not_found" };
 
+interface PendingRenewal {
+  readonly resolve: (answer: LeaseAnswer) => void;
+  readonly until: number;
+  readonly priority: number;
+}
+
 /**
- * One tenant's admission state. A thin adapter: each RPC reads the clock once, calls the pure
- * core (src/admission/), keeps what it returns, answers the waiters the core names, and
- * schedules the two timers the core asks for (queue wake-up in memory, lease reaping as an alarm).
+ * One tenant's totals: the single writer of its bucket and in-flight limit, which it leases to
+ * the isolates that have demand (src/lease/). A thin adapter: each call reads the clock once,
+ * parses its input, calls the lease book, persists, and answers; a renewal that can be granted
+ * nothing waits (bounded) for capacity another holder gives back.
  */
 export class TenantGuard extends DurableObject<Env> {
   private readonly store: TenantStore;
   private config: TenantConfig | null;
   private keys: KeyRecord[];
   private carriedLimits: AdmissionLimits | null = null;
-  private core: AdmissionState | null = null;
+  private book: LeaseBook | null = null;
   private counters: Counters = emptyCounters();
   private lastActiveAt = 0;
-  /** Bounded by maxInFlight plus lingering slots, which expire within MAX_LINGER_MS. */
-  private readonly leases = new Map<string, Lease>();
-  /** Each holds at least one slot, so bounded by maxInFlight too. */
-  private readonly credits = new Map<string, CreditLease>();
-  /** One entry per queued request; the core bounds the queue at maxQueue. */
-  private readonly waiters = new Map<string, (decision: AdmitDecision) => void>();
+  /** At most one per holder, so bounded by MAX_HOLDERS. */
+  private readonly pending = new Map<string, PendingRenewal>();
   private readonly timers = new ObjectTimers(this.ctx.storage, () => this.flush(), FLUSH_INTERVAL_MS);
 
   constructor(ctx: DurableObjectState, env: Env) {
@@ -124,157 +85,84 @@ export class TenantGuard extends DurableObject<Env> {
       this.carriedLimits = runtime.carriedLimits;
       this.counters = runtime.counters;
       this.lastActiveAt = runtime.lastActiveAt;
-      for (const lease of runtime.leases) this.leases.set(lease.id, lease);
-      for (const credit of runtime.credits) this.credits.set(credit.id, credit);
-      const limits = this.limits();
-      if (limits) {
-        this.core = {
-          ...initialState(limits, runtime.bucket.updatedAt),
-          bucket: runtime.bucket,
-          inFlight: this.leases.size + this.creditSlots(),
-          holdMsEwma: runtime.holdMsEwma,
-          creditTokens: this.creditSlots(),
-        };
-      }
+      this.book = { bucket: runtime.bucket, holders: runtime.holders };
     }
-    // Leases restored from storage may belong to holders that died with the old instance.
-    this.timers.ensureAlarm(earliestLeaseExpiry(this.leases.values()));
-    for (const credit of this.credits.values()) this.timers.ensureAlarm(credit.reclaimAt);
-  }
-
-  private creditSlots(): number {
-    let slots = 0;
-    for (const credit of this.credits.values()) slots += credit.tokens;
-    return slots;
+    this.timers.ensureAlarm(this.book ? earliestReclaim(this.book) : null);
   }
 
   private limits(): AdmissionLimits | null {
     return this.config ? limitsOf(this.config) : this.carriedLimits;
   }
 
-  async admit(raw: AdmitRequest): Promise<AdmitDecision> {
-    const request = admitRequestSchema.parse(raw);
+  async lease(raw: LeaseReport): Promise<LeaseAnswer> {
+    const report = leaseReportSchema.parse(raw);
     const now = Date.now();
-    this.counters = countCall(this.counters, "admit");
-    if (request.localSheds) this.countLocalSheds(request.localSheds);
-    const limits = this.adoptLimits(request, now);
+    this.counters = countCall(this.counters, "lease");
+    const limits = this.adoptLimits(report.limits, now);
     if (!limits) return { kind: "unconfigured" };
-    this.pumpAt(now, limits);
-    const core = this.core ?? initialState(limits, now);
-    const id = crypto.randomUUID();
-    const result = arrive(core, limits, { id, ...request }, now);
-    this.core = result.state;
     this.lastActiveAt = now;
-    for (const victim of result.evicted) this.answerShed(victim, "evicted", now, limits);
-    const outcome = result.outcome;
-    this.counters = countArrival(this.counters, outcome.kind === "queued");
-    this.timers.markDirty();
-    switch (outcome.kind) {
-      case "admit": {
-        const admitted = this.grant({ id, priority: request.priority, deadline: request.deadline }, now, 0, limits);
-        return request.wantCredit ? { ...admitted, credit: this.grantCredit(limits, now) } : admitted;
-      }
-      case "shed":
-        this.counters = countShed(this.counters, outcome.reason, request.priority);
-        return {
-          kind: "shed",
-          reason: outcome.reason,
-          retryAfterMs: outcome.retryAfterMs,
-          waitedMs: 0,
-          quota: this.quota(limits),
-          saturation: saturationAfterShed(
-            result.state,
-            limits,
-            { id, ...request },
-            outcome.reason,
-            outcome.expectedWaitMs,
-            outcome.retryAfterMs,
-          ),
-        };
-      case "queued": {
-        const decision = new Promise<AdmitDecision>((resolve) => this.waiters.set(id, resolve));
-        this.scheduleWake(limits);
-        return decision;
-      }
+    const applied = applyReport(this.reclaimed(limits, now), limits, report, now);
+    this.book = applied.book;
+    if (applied.kind === "applied") this.counters = countTally(this.counters, applied.delta);
+    this.pending.get(report.holder)?.resolve(this.answerNow(report.holder, limits, now));
+    this.pending.delete(report.holder);
+    const result = grant(this.book, limits, report.holder, now);
+    this.book = result.book;
+    this.timers.ensureAlarm(earliestReclaim(this.book));
+    if (result.granted) this.flush();
+    else this.timers.markDirty();
+    this.servePending(limits, now);
+    const waiting = PRIORITIES.reduce((n, p) => n + report.waiting[p], 0);
+    if (result.granted || report.leaving || report.waitMs === 0 || waiting === 0 || applied.kind === "full") {
+      return result.answer;
     }
+    const priority = Math.max(...PRIORITIES.map((p, rank) => (report.waiting[p] > 0 ? rank : -1)));
+    return new Promise<LeaseAnswer>((resolve) => {
+      this.pending.set(report.holder, { resolve, until: now + report.waitMs, priority });
+      this.scheduleWake();
+    });
   }
 
-  /**
-   * Takes back a credit an isolate is done with. Its admissions are counted now; a credit the
-   * alarm already reclaimed still has its admissions counted, and frees nothing twice.
-   */
-  async returnCredit(creditId: string, raw: CreditReport): Promise<void> {
-    const report = creditReportSchema.parse(raw);
-    this.counters = countCreditReport(countCall(this.counters, "returnCredit"), report);
-    const credit = this.credits.get(creditId);
-    const limits = this.limits();
-    if (credit && this.core && limits) {
-      const now = Date.now();
-      this.credits.delete(creditId);
-      // Credited requests given up at their deadline (or by their client) may still run at the origin: their slots
-      // linger like any other abandoned slot instead of coming back at once.
-      const lingering = Math.min(credit.tokens, report.outcomes.deadline_exceeded + report.outcomes.abandoned);
-      this.core = returnCredit(this.core, limits, credit.tokens, report.used, credit.tokens - lingering);
-      for (let i = 0; i < lingering; i += 1) {
-        const lease = lingerLease(newLease(crypto.randomUUID(), "normal", now, now), this.core.holdMsEwma, now);
-        this.leases.set(lease.id, lease);
-        this.timers.ensureAlarm(lease.expiresAt);
-      }
-      this.pumpAt(now, limits);
+  /** Grants to waiting renewals, highest waiting priority first; answers those whose wait ran out anyway. */
+  private servePending(limits: AdmissionLimits, now: number): void {
+    const order = [...this.pending.entries()].sort((a, b) => b[1].priority - a[1].priority);
+    for (const [holder, waiting] of order) {
+      const result = grant(this.book ?? emptyBook(limits, now), limits, holder, now);
+      if (!result.granted && waiting.until > now) continue;
+      this.book = result.book;
+      this.pending.delete(holder);
+      if (result.granted) this.flush();
+      waiting.resolve(result.answer);
     }
-    this.timers.markDirty();
+    this.scheduleWake();
   }
 
-  private grantCredit(limits: AdmissionLimits, now: number): CreditGrant | null {
-    const tokens = this.core ? creditSize(this.core, limits) : 0;
-    if (!this.core || tokens < 1) return null;
-    this.core = drawCredit(this.core, tokens);
-    const credit: CreditLease = {
-      id: crypto.randomUUID(),
-      tokens,
-      grantedAt: now,
-      reclaimAt: creditReclaimAt(now, LEASE_GRACE_MS),
-    };
-    this.credits.set(credit.id, credit);
-    this.timers.ensureAlarm(credit.reclaimAt);
-    // Up to 16 slots leave at once: written now, so a crash cannot forget them (see FLUSH_INTERVAL_MS).
-    this.flush();
-    return { id: credit.id, tokens, usableForMs: CREDIT_USABLE_MS, maxBudgetMs: CREDIT_MAX_BUDGET_MS };
+  private answerNow(holder: string, limits: AdmissionLimits, now: number): LeaseAnswer {
+    const result = grant(this.book ?? emptyBook(limits, now), limits, holder, now);
+    this.book = result.book;
+    if (result.granted) this.flush();
+    return result.answer;
   }
 
-  /**
-   * Sheds an isolate decided itself from a cached verdict, reported in a batch so the
-   * counters still add up (they lag the edge by at most the isolate's flush interval).
-   */
-  async recordLocalSheds(raw: LocalShedCount[]): Promise<void> {
-    this.counters = countCall(this.counters, "reportSheds");
-    this.countLocalSheds(localShedBatchSchema.parse(raw));
+  private scheduleWake(): void {
+    let at: number | null = null;
+    for (const { until } of this.pending.values()) at = at === null ? until : Math.min(at, until);
+    this.timers.wakeAt(at, () => {
+      const limits = this.limits();
+      if (limits) this.servePending(limits, Date.now());
+    });
   }
 
-  private countLocalSheds(batch: readonly LocalShedCount[]): void {
-    if (batch.length === 0) return;
-    this.counters = countLocalSheds(this.counters, batch);
-    this.timers.markDirty();
-  }
-
-  /** Idempotent: a second release, or a release of a reaped lease, changes nothing. */
-  async release(leaseId: string, outcome: ReleaseOutcome): Promise<void> {
-    this.counters = countCall(this.counters, "release");
-    const lease = this.leases.get(leaseId);
-    if (!lease || lease.lingering) return;
-    const now = Date.now();
-    this.counters = countRelease(this.counters, outcome);
-    if (outcome === "deadline_exceeded" || outcome === "abandoned") {
-      const lingering = lingerLease(lease, this.core?.holdMsEwma ?? null, now);
-      this.leases.set(leaseId, lingering);
-      this.timers.ensureAlarm(lingering.expiresAt);
-    } else {
-      this.freeSlot(lease, outcome === "completed" ? now - lease.admittedAt : null);
+  /** The book with holders past their reclaim time taken back, counted as reaped. */
+  private reclaimed(limits: AdmissionLimits, now: number): LeaseBook {
+    const result = reclaimExpired(this.book ?? emptyBook(limits, now), limits, now);
+    let slots = 0;
+    for (const holder of result.reclaimed) slots += slotsHeld(holder);
+    if (result.reclaimed.length > 0) {
+      this.counters = { ...this.counters, reaped: this.counters.reaped + slots, holdersReaped: this.counters.holdersReaped + result.reclaimed.length };
+      this.timers.markDirty();
     }
-    this.timers.markDirty();
-    const limits = this.limits();
-    if (limits && outcome === "not_forwarded" && this.core) this.core = refundToken(this.core, limits);
-    if (limits) this.pumpAt(now, limits);
+    return result.book;
   }
 
   async configure(raw: TenantConfig): Promise<TenantConfig> {
@@ -283,8 +171,8 @@ export class TenantGuard extends DurableObject<Env> {
     this.store.saveConfig(config);
     this.config = config;
     const limits = limitsOf(config);
-    this.applyNewLimits(limits, now);
-    this.pumpAt(now, limits);
+    this.book = this.book ? applyLimits(this.book, limits) : emptyBook(limits, now);
+    this.servePending(limits, now);
     this.flush();
     return config;
   }
@@ -292,20 +180,28 @@ export class TenantGuard extends DurableObject<Env> {
   async stats(): Promise<TenantStats> {
     const limits = this.limits();
     const now = Date.now();
-    if (limits) this.pumpAt(now, limits);
-    const core = this.core;
-    let lingering = 0;
-    for (const lease of this.leases.values()) if (lease.lingering) lingering += 1;
+    const book = limits ? this.reclaimed(limits, now) : this.book;
+    if (limits) this.book = book;
+    const quota = book && limits ? quotaOf(book, limits) : null;
+    const queuedByPriority = countByPriority();
+    const holds: number[] = [];
+    for (const holder of book?.holders ?? []) {
+      for (const p of PRIORITIES) queuedByPriority[p] += holder.waiting[p];
+      if (holder.holdMs !== null) holds.push(holder.holdMs);
+    }
     return {
       limits: this.config,
       state: {
-        tokens: core ? Math.floor(core.bucket.tokens * 1000) / 1000 : 0,
-        inFlight: core?.inFlight ?? 0,
-        lingering,
-        creditSlots: this.creditSlots(),
-        queued: core?.queue.length ?? 0,
-        queuedByPriority: countQueuedByPriority(core?.queue ?? []),
-        holdMsEwma: core?.holdMsEwma ?? null,
+        tokens: quota ? Math.floor(quota.tokens * 1000) / 1000 : 0,
+        inFlight: quota?.inFlight ?? 0,
+        queued: quota?.queued ?? 0,
+        queuedByPriority,
+        holdMsEwma: holds.length > 0 ? holds.reduce((a, b) => a + b, 0) / holds.length : null,
+        leases: {
+          holders: book?.holders.length ?? 0,
+          slots: book ? slotsOut(book) : 0,
+          tokens: book ? tokensOut(book) : 0,
+        },
       },
       counters: this.counters,
       keys: this.keys.length,
@@ -314,9 +210,7 @@ export class TenantGuard extends DurableObject<Env> {
 
   async addKey(key: KeyRecord): Promise<KeyChange> {
     if (!this.config) return { kind: "unconfigured" };
-    if (this.keys.length >= MAX_KEYS_PER_TENANT) {
-      return { kind: "too_many_keys", max: MAX_KEYS_PER_TENANT };
-    }
+    if (this.keys.length >= MAX_KEYS_PER_TENANT) return { kind: "too_many_keys", max: MAX_KEYS_PER_TENANT };
     this.keys = [...this.keys, key];
     this.store.saveKeys(this.keys);
     return { kind: "ok", key };
@@ -334,18 +228,16 @@ export class TenantGuard extends DurableObject<Env> {
     return this.keys;
   }
 
-  /** Forgets the tenant. Queued requests are answered `unconfigured`; returns the key records. */
+  /** Forgets the tenant. Waiting renewals are answered `unconfigured`; returns the key records. */
   async destroy(): Promise<KeyRecord[]> {
     const keys = this.keys;
-    for (const resolve of this.waiters.values()) resolve({ kind: "unconfigured" });
-    this.waiters.clear();
-    this.leases.clear();
-    this.credits.clear();
+    for (const { resolve } of this.pending.values()) resolve({ kind: "unconfigured" });
+    this.pending.clear();
     this.timers.clear();
     this.config = null;
     this.keys = [];
     this.carriedLimits = null;
-    this.core = null;
+    this.book = null;
     this.counters = emptyCounters();
     this.store.deleteAll();
     await this.timers.deleteAlarm();
@@ -358,146 +250,51 @@ export class TenantGuard extends DurableObject<Env> {
   }
 
   /**
-   * Reaps leases whose holders vanished, frees lingering slots, and cleans idle anonymous
-   * buckets, as of `now`. The alarm's body, with the clock passed in so tests can run it
-   * "later" without waiting.
+   * Takes back the leases of holders that vanished and cleans idle anonymous buckets, as of
+   * `now`: the alarm's body, with the clock passed in so tests can run it "later".
    */
   reapAt(now: number): void {
-    for (const lease of expiredLeases(this.leases.values(), now)) {
-      if (!lease.lingering) this.counters = countRelease(this.counters, "reaped");
-      this.freeSlot(lease, null);
-    }
     const limits = this.limits();
-    for (const credit of [...this.credits.values()]) {
-      if (credit.reclaimAt > now || !this.core || !limits) continue;
-      // Nobody returned it: its tokens count as spent, its slots come back.
-      this.credits.delete(credit.id);
-      this.core = returnCredit(this.core, limits, credit.tokens, credit.tokens);
-      this.counters = { ...this.counters, creditsReaped: this.counters.creditsReaped + 1 };
+    if (limits && this.book) {
+      this.book = this.reclaimed(limits, now);
+      this.servePending(limits, Math.min(now, Date.now()));
     }
-    // The bucket only ever refills up to the real clock, whatever `now` a test passes.
-    if (limits) this.pumpAt(Math.min(now, Date.now()), limits);
-    if (!this.config && this.leases.size === 0 && this.credits.size === 0 && this.waiters.size === 0) {
+    if (!this.config && (this.book?.holders.length ?? 0) === 0 && this.pending.size === 0) {
       if (now - this.lastActiveAt >= IDLE_CLEANUP_MS) {
         this.timers.clear();
         this.store.deleteAll();
-        this.core = null;
+        this.book = null;
         this.carriedLimits = null;
         this.counters = emptyCounters();
         return;
       }
       this.timers.ensureAlarm(this.lastActiveAt + IDLE_CLEANUP_MS);
     }
-    this.timers.ensureAlarm(earliestLeaseExpiry(this.leases.values()));
-    for (const credit of this.credits.values()) this.timers.ensureAlarm(credit.reclaimAt);
+    this.timers.ensureAlarm(this.book ? earliestReclaim(this.book) : null);
     this.flush();
   }
 
   /** Writes the runtime record now; normally called by the flush timer. */
   flush(): void {
     this.timers.flushing();
-    if (!this.core) return;
+    if (!this.book) return;
     this.store.saveRuntime({
-      bucket: this.core.bucket,
-      holdMsEwma: this.core.holdMsEwma,
+      bucket: this.book.bucket,
+      holders: this.book.holders,
       counters: this.counters,
-      leases: [...this.leases.values()],
-      credits: [...this.credits.values()],
       carriedLimits: this.config ? null : this.carriedLimits,
       lastActiveAt: this.lastActiveAt,
     });
   }
 
-  private adoptLimits(request: AdmitRequest, now: number): AdmissionLimits | null {
+  private adoptLimits(carried: AdmissionLimits | undefined, now: number): AdmissionLimits | null {
     if (this.config) return limitsOf(this.config);
-    if (!request.limits) return null;
+    if (!carried) return null;
     if (!this.carriedLimits) this.timers.ensureAlarm(now + IDLE_CLEANUP_MS);
-    if (JSON.stringify(request.limits) !== JSON.stringify(this.carriedLimits)) {
-      this.carriedLimits = request.limits;
-      this.applyNewLimits(request.limits, now);
+    if (JSON.stringify(carried) !== JSON.stringify(this.carriedLimits)) {
+      this.carriedLimits = carried;
+      this.book = this.book ? applyLimits(this.book, carried) : emptyBook(carried, now);
     }
-    return request.limits;
-  }
-
-  /** Carries the state over to new limits; waiters past a lowered queue bound are answered `evicted`. */
-  private applyNewLimits(limits: AdmissionLimits, now: number): void {
-    if (!this.core) {
-      this.core = initialState(limits, now);
-      return;
-    }
-    const applied = applyLimits(this.core, limits);
-    this.core = applied.state;
-    for (const victim of applied.evicted) this.answerShed(victim, "evicted", now, limits);
-  }
-
-  /** Runs the core's pump and answers the waiters it admitted or timed out. */
-  private pumpAt(now: number, limits: AdmissionLimits): void {
-    if (!this.core) return;
-    const result = pump(this.core, limits, now);
-    this.core = result.state;
-    for (const waiter of result.timedOut) this.answerShed(waiter, "queue_timeout", now, limits);
-    for (const waiter of result.granted) {
-      const resolve = this.waiters.get(waiter.id);
-      this.waiters.delete(waiter.id);
-      const decision = this.grant(waiter, now, now - waiter.enqueuedAt, limits);
-      resolve?.(decision);
-    }
-    if (result.granted.length > 0 || result.timedOut.length > 0) this.timers.markDirty();
-    this.scheduleWake(limits);
-  }
-
-  /** Records an admission the core already made (token taken, in-flight counted). */
-  private grant(
-    waiter: Pick<Waiter, "id" | "priority" | "deadline">,
-    now: number,
-    waitedMs: number,
-    limits: AdmissionLimits,
-  ): Extract<AdmitDecision, { kind: "admit" }> {
-    const lease = newLease(waiter.id, waiter.priority, waiter.deadline, now);
-    this.leases.set(lease.id, lease);
-    this.timers.ensureAlarm(lease.expiresAt);
-    this.counters = countAdmit(this.counters, waiter.priority);
-    return { kind: "admit", leaseId: lease.id, waitedMs, quota: this.quota(limits), credit: null };
-  }
-
-  private answerShed(waiter: Waiter, reason: AdmissionShedReason, now: number, limits: AdmissionLimits): void {
-    const resolve = this.waiters.get(waiter.id);
-    this.waiters.delete(waiter.id);
-    this.counters = countShed(this.counters, reason, waiter.priority);
-    const retryAfterMs = this.core ? queueDrainMs(this.core, limits) : 0;
-    resolve?.({
-      kind: "shed",
-      reason,
-      retryAfterMs,
-      waitedMs: now - waiter.enqueuedAt,
-      quota: this.quota(limits),
-      saturation: null,
-    });
-  }
-
-  private freeSlot(lease: Lease, heldMs: number | null): void {
-    this.leases.delete(lease.id);
-    if (this.core) this.core = release(this.core, heldMs);
-  }
-
-  private quota(limits: AdmissionLimits): Quota {
-    const bucket = this.core?.bucket ?? { tokens: limits.burst, updatedAt: 0 };
-    return {
-      rate: limits.rate,
-      burst: limits.burst,
-      tokens: bucket.tokens,
-      inFlight: this.core?.inFlight ?? 0,
-      maxInFlight: limits.maxInFlight,
-      queued: this.core?.queue.length ?? 0,
-      maxQueue: limits.maxQueue,
-      msUntilFull: msUntilFull(bucket, limits),
-    };
-  }
-
-  private scheduleWake(limits: AdmissionLimits): void {
-    this.timers.wakeAt(this.core ? nextWakeAt(this.core, limits) : null, () => {
-      const current = this.limits();
-      if (current) this.pumpAt(Date.now(), current);
-    });
+    return carried;
   }
 }

@@ -19,24 +19,29 @@ const byKey = (label: string, record: Readonly<Record<string, number>>): Sample[
   Object.entries(record).map(([key, value]) => [{ [label]: key }, value]);
 
 const TENANT_FAMILIES: readonly Family<TenantOverview>[] = [
-  { name: "guard_tokens", type: "gauge", help: "Tokens in the tenant's bucket.", samples: (t) => one(t.state.tokens) },
+  {
+    name: "guard_tokens",
+    type: "gauge",
+    help: "Tokens not yet spent: in the tenant's bucket and leased to isolates.",
+    samples: (t) => one(t.state.tokens),
+  },
   {
     name: "guard_in_flight",
     type: "gauge",
-    help: "Slots held: admitted and not released (lingering and credit slots included).",
+    help: "Slots in use at the isolates (lingering ones included), as last reported.",
     samples: (t) => one(t.state.inFlight),
   },
   {
-    name: "guard_lingering",
+    name: "guard_leased_slots",
     type: "gauge",
-    help: "Slots held after a deadline abort, while the origin may still work.",
-    samples: (t) => one(t.state.lingering),
+    help: "Slots leased to isolates: in use, or free for their next local waiter.",
+    samples: (t) => one(t.state.leases.slots),
   },
   {
-    name: "guard_credit_slots",
+    name: "guard_lease_holders",
     type: "gauge",
-    help: "Slots held by credits handed to isolates.",
-    samples: (t) => one(t.state.creditSlots),
+    help: "Isolates holding a lease of the tenant's slots and tokens.",
+    samples: (t) => one(t.state.leases.holders),
   },
   {
     name: "guard_queued",

@@ -40,11 +40,14 @@ export function newLease(id: string, priority: Priority, deadline: number, now: 
  * behind an origin that has slowed down.
  */
 export function lingerLease(lease: Lease, holdMsEwma: number | null, now: number): Lease {
-  const ranMs = Math.max(0, now - lease.admittedAt);
-  const lingerMs = Math.min(MAX_LINGER_MS, Math.max(holdMsEwma ?? DEFAULT_LINGER_MS, ranMs));
   // Whole milliseconds: alarms fire on whole milliseconds, and an alarm that fires just before a
   // fractional expiry reaps nothing (found by the overload lab: slots that never came back).
-  return { ...lease, expiresAt: Math.ceil(now + lingerMs), lingering: true };
+  return { ...lease, expiresAt: Math.ceil(now + lingerMs(holdMsEwma, now - lease.admittedAt)), lingering: true };
+}
+
+/** How long an abandoned request's slot stays held: see lingerLease. */
+export function lingerMs(holdMsEwma: number | null, ranMs: number): number {
+  return Math.min(MAX_LINGER_MS, Math.max(holdMsEwma ?? DEFAULT_LINGER_MS, Math.max(0, ranMs)));
 }
 
 export function expiredLeases<L extends Lease>(leases: Iterable<L>, now: number): L[] {

@@ -1,5 +1,6 @@
 /**
- * Saturation verdicts: what a tenant's object tells the edge when it sheds, so that each Worker
+ * Saturation verdicts (the origin stage's; the tenant stage decides on its leases): what an
+ * origin shard tells the edge when it sheds, so that each Worker
  * isolate can shed the same tenant's further requests itself, without a round trip, for as long
  * as the same answer is sure to hold. Pure: no clock, no I/O.
  *
@@ -8,9 +9,7 @@
  * and everything below it: a higher-priority request still goes to the object, which may admit
  * it ahead of everyone queued.
  */
-import { type AdmissionState, queueDrainMs } from "./admission";
-import { estimateWait } from "./expected-wait";
-import type { AdmissionLimits, Arrival, FullBehaviour } from "./limits";
+import type { FullBehaviour } from "./limits";
 import { type Priority, priorityRank } from "./priority";
 import type { AdmissionShedReason } from "./shed-reason";
 
@@ -53,45 +52,6 @@ export type LocalDecision<R extends string = AdmissionShedReason> =
 
 export function clampHold(ms: number): number {
   return Math.min(MAX_VERDICT_AGE_MS, Math.max(MIN_HOLD_MS, Math.ceil(ms)));
-}
-
-/**
- * The verdict behind a shed arrival, or null when the shed says nothing about the next
- * request (evictions and timeouts happen to waiters, not arrivals). Called with the state after
- * the decision.
- */
-export function saturationAfterShed(
-  state: AdmissionState,
-  limits: AdmissionLimits,
-  arrival: Arrival,
-  reason: AdmissionShedReason,
-  expectedWaitMs: number,
-  retryAfterMs: number,
-): Saturation | null {
-  if (reason !== "queue_full" && reason !== "rate_limited" && reason !== "wait_exceeds_deadline") return null;
-  // Refused for its own spent budget, not for any wait: says nothing about anyone else's chances,
-  // and must not replace a verdict that does.
-  if (reason === "wait_exceeds_deadline" && expectedWaitMs <= 0) return null;
-  const drainMs = queueDrainMs(state, limits);
-  const slack = HOLD_SHARE_OF_DRAIN * drainMs;
-  const noRoom = reason === "queue_full" || limits.maxQueue === 0;
-  if (noRoom) {
-    // Nothing at or below the lowest queued class can displace anyone; with no queue at all the
-    // shed request's own class is what is known to be refused.
-    const coversUpTo = state.queue[state.queue.length - 1]?.priority ?? arrival.priority;
-    const untilHeadMoves = estimateWait(state.bucket, state.inFlight, state.holdMsEwma, limits, 0).totalMs;
-    const holdForMs = clampHold(Math.max(untilHeadMoves, slack));
-    return { reason, coversUpTo, noRoom, waitMs: drainMs, holdForMs, retryAfterMs, serviceMs: state.holdMsEwma };
-  }
-  return {
-    reason,
-    coversUpTo: arrival.priority,
-    noRoom,
-    waitMs: expectedWaitMs,
-    holdForMs: clampHold(slack),
-    retryAfterMs,
-    serviceMs: state.holdMsEwma,
-  };
 }
 
 export interface LocalRequest {

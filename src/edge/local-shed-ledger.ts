@@ -1,6 +1,4 @@
-import type { LocalShedCount } from "../admission/counters";
 import type { Priority } from "../admission/priority";
-import type { AdmissionShedReason } from "../admission/shed-reason";
 
 /**
  * Per isolate: sheds decided locally, not yet reported to the object they were decided for. A
@@ -9,7 +7,7 @@ import type { AdmissionShedReason } from "../admission/shed-reason";
  * the edge by at most FLUSH_AFTER_MS (plus one call's latency) while the isolate lives; an isolate
  * that dies loses its unreported batch (at most FLUSH_AT_COUNT sheds per object).
  * Bounded: at most MAX_PENDING_OBJECTS batches; past that the oldest is reported at once.
- * One ledger for the tenant objects, one for the origin shards.
+ * Used by the origin stage for its shards (the tenant stage counts on its leases instead).
  */
 export const FLUSH_AFTER_MS = 1_000;
 export const FLUSH_AT_COUNT = 500;
@@ -84,32 +82,4 @@ export class ShedLedger<R extends string> {
   overflowing(): string | undefined {
     return this.pending.size > MAX_PENDING_OBJECTS ? this.pending.keys().next().value : undefined;
   }
-}
-
-/** The tenant objects' ledger, and its operations under the names the request path uses. */
-const tenantLedger = new ShedLedger<AdmissionShedReason>();
-
-export function recordLocalShed(
-  objectName: string,
-  reason: AdmissionShedReason,
-  priority: Priority,
-  now: number,
-): LedgerAction {
-  return tenantLedger.record(objectName, reason, priority, now);
-}
-
-export function reportFired(objectName: string): void {
-  tenantLedger.reportFired(objectName);
-}
-
-export function takeLocalSheds(objectName: string): LocalShedCount[] | undefined {
-  return tenantLedger.take(objectName);
-}
-
-export function restoreLocalSheds(objectName: string, counts: readonly LocalShedCount[], now: number): LedgerAction {
-  return tenantLedger.restore(objectName, counts, now);
-}
-
-export function overflowingObject(): string | undefined {
-  return tenantLedger.overflowing();
 }

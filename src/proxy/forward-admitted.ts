@@ -11,7 +11,7 @@ import { ORIGIN_BOUNDS, type OriginConfig } from "../origin/origin-config";
 import type { OriginRelease } from "../origin/origin-rpc";
 import { GUARD_PROBLEM_BASE, problemResponse } from "../problem";
 import { setRateLimitFields } from "../ratelimit-fields";
-import type { ReleaseOutcome } from "../tenant/rpc";
+import type { ReleaseOutcome } from "../admission/counters";
 import { type OriginFetch, forwardToOrigin, originTarget } from "./forward";
 import { clientResponseHeaders, originRequestHeaders } from "./header-hygiene";
 import { asksForHold, capacityGrant, retryAfterMs } from "./origin-feedback";

@@ -1,13 +1,13 @@
 /**
- * The proxy path: resolve the tenant, classify, pass the tenant stage (the tenant's object, or
- * this isolate's verdict or credit), then the origin stage (when configured), then forward
- * (streaming, deadline attached, slots released when the body ends) or shed at once.
+ * The proxy path, one stage after another: resolve the tenant, classify the request, the origin
+ * stage's edge holds, the tenant stage (this isolate's lease), the origin stage (when configured),
+ * then forward (streaming, deadline attached, every slot released once when the body ends) or
+ * shed at once with every signal.
  */
 import { guardConfig } from "../config";
 import type { Env } from "../env";
 import { OriginDirectory } from "../origin/origin-directory";
 import { pessimisticQuota } from "../signals";
-import type { Quota } from "../tenant/rpc";
 import { TenantDirectory } from "../tenant/tenant-directory";
 import {
   UNAVAILABLE_RETRY_MS,
@@ -20,7 +20,7 @@ import { anonymousIdentity, resolveIdentity } from "./identity";
 import { originParty, shedAtOriginEdge } from "./origin-stage";
 import { type Admitted, plan } from "./plan";
 import { shed } from "./shed-answer";
-import { admitOnCredit, admittedByObject, askAdmission, keepCredit, shedAtTenantEdge } from "./tenant-stage";
+import { type TenantGate, passTenantStage } from "./tenant-stage";
 
 export type { ProxyPorts } from "./forward-admitted";
 
@@ -63,30 +63,29 @@ export async function guardRequest(
     if (held) return shed(ports, request, current, { ...held, quota: null, stage: "origin" });
   }
 
-  const onCredit = admitOnCredit(env, ctx, current, now);
-  if (onCredit) return forward(onCredit);
-  const shedLocally = shedAtTenantEdge(request, env, ctx, ports, current, now);
-  if (shedLocally) return shedLocally;
-  let admission = await askAdmission(env, ctx, current, ports.random);
-  if (admission.kind === "unconfigured" && !current.identity.carriedLimits) {
+  let gate: TenantGate = await passTenantStage(env, ctx, request, current, ports.random);
+  if (gate.kind === "unconfigured" && !current.identity.carriedLimits) {
     // The tenant was deleted while this isolate still had its key cached: forget it here now.
     directory.forget(apiKey, current.identity.tenant.name);
-    current = plan(request, url, await anonymousIdentity(apiKey, clientIp, directory, config, now), now);
-    admission = await askAdmission(env, ctx, current, ports.random);
+    current = plan(request, url, await anonymousIdentity(apiKey, clientIp, directory, config, now), Date.now());
+    gate = await passTenantStage(env, ctx, request, current, ports.random);
   }
 
-  switch (admission.kind) {
+  switch (gate.kind) {
     case "admit":
-      keepCredit(env, ctx, current.identity.objectName, admission);
-      return forward(admittedByObject(env, ctx, current, admission));
+      return forward(gate.admitted);
     case "shed":
       return shed(ports, request, current, {
-        reason: admission.reason,
-        retryAfterMs: admission.retryAfterMs,
-        quota: admission.quota,
-        waitedMs: admission.waitedMs,
+        reason: gate.reason,
+        retryAfterMs: gate.retryAfterMs,
+        quota: gate.quota,
+        waitedMs: gate.waitedMs,
         stage: "tenant",
+        decidedAt: gate.atEdge ? "edge" : "object",
       });
+    case "gone":
+      // Nobody is there to read an answer; the status is for the logs.
+      return new Response(null, { status: 499 });
     case "unavailable": {
       const leave = failOpenSlot(config);
       if (leave) return forward(failOpenAdmission(leave, pessimisticQuota(current.identity.tenant.config)));
@@ -108,7 +107,7 @@ export async function guardRequest(
 }
 
 /** An admission on this isolate's own authority (FAIL_MODE=open): its release leaves the limiter. */
-function failOpenAdmission(leave: () => void, quota: Quota): Admitted {
+function failOpenAdmission(leave: () => void, quota: Admitted["quota"]): Admitted {
   return {
     requestId: crypto.randomUUID(),
     waitedMs: 0,

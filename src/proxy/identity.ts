@@ -1,7 +1,7 @@
 import type { GuardConfig } from "../config";
 import { ProblemError } from "../problem";
 import { compileRoutes } from "../tenant/route-rules";
-import type { AdmitRequest } from "../tenant/rpc";
+import type { AdmissionLimits } from "../admission/limits";
 import { ANONYMOUS_TENANT, DEFAULT_ANONYMOUS_CONFIG, limitsOf } from "../tenant/tenant-config";
 import type { EdgeTenant, TenantDirectory } from "../tenant/tenant-directory";
 
@@ -10,7 +10,7 @@ export interface Identity {
   readonly tenant: EdgeTenant;
   readonly objectName: string;
   /** For anonymous per-IP objects, which have no config of their own. */
-  readonly carriedLimits: AdmitRequest["limits"];
+  readonly carriedLimits: AdmissionLimits | undefined;
 }
 
 const defaultAnonymous: EdgeTenant = {

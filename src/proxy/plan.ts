@@ -2,7 +2,8 @@ import { deadlineBudgetMs, parseClientTimeoutMs } from "../admission/deadline";
 import type { FullBehaviour } from "../admission/limits";
 import type { Priority } from "../admission/priority";
 import { effectivePriority } from "../admission/priority-hint";
-import type { Quota, ReleaseOutcome } from "../tenant/rpc";
+import type { ReleaseOutcome } from "../admission/counters";
+import type { Quota } from "../lease/lease-protocol";
 import type { Identity } from "./identity";
 
 /** What the edge decided about a request before asking for admission. */

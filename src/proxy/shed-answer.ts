@@ -1,7 +1,7 @@
 import type { ShedReason } from "../admission/shed-reason";
 import type { DecisionEvent, DecisionSink } from "../analytics";
 import { pessimisticQuota, shedResponse } from "../signals";
-import type { Quota } from "../tenant/rpc";
+import type { Quota } from "../lease/lease-protocol";
 import type { Admitted, Plan } from "./plan";
 
 /** The fields every decision record takes from the request and its plan. */

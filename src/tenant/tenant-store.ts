@@ -1,8 +1,8 @@
 import { z } from "zod";
 import type { Counters } from "../admission/counters";
 import { emptyCounters } from "../admission/counters";
-import type { Lease } from "../admission/leases";
-import type { BucketState } from "../admission/token-bucket";
+import { ADMISSION_SHED_REASONS, type AdmissionShedReason } from "../admission/shed-reason";
+import { leaseTallySchema, MAX_HOLDERS } from "../lease/lease-protocol";
 import { RecordTable } from "../storage/record-table";
 import { admissionLimitsSchema, tenantConfigSchema, type TenantConfig } from "./tenant-config";
 
@@ -10,19 +10,11 @@ import { admissionLimitsSchema, tenantConfigSchema, type TenantConfig } from "./
  * The tenant object's storage: three records in one RecordTable.
  * - `config`: the limits and routes, written when an admin changes them (rare, synchronous).
  * - `keys`: the API key records (hashes only), written on key changes.
- * - `runtime`: bucket, counters and leases, written in batches (see FLUSH_INTERVAL_MS in
- *   tenant-guard.ts) so the hot path does not wait on a storage write per request.
+ * - `runtime`: bucket, holders' leases and counters, written before a grant is answered and
+ *   otherwise in batches (see FLUSH_INTERVAL_MS in tenant-guard.ts).
  * Every record is parsed with its schema on load: a record written by an older version, or
  * damaged, is dropped with a log line instead of poisoning the object.
  */
-/** A credit handed to an isolate: its tokens and slots are out of the object's hands until returned. */
-export interface CreditLease {
-  readonly id: string;
-  readonly tokens: number;
-  readonly grantedAt: number;
-  readonly reclaimAt: number;
-}
-
 export interface KeyRecord {
   readonly id: string;
   readonly hash: string;
@@ -32,11 +24,9 @@ export interface KeyRecord {
 }
 
 export interface RuntimeRecord {
-  readonly bucket: BucketState;
-  readonly holdMsEwma: number | null;
+  readonly bucket: { readonly tokens: number; readonly updatedAt: number };
+  readonly holders: readonly z.infer<typeof holderSchema>[];
   readonly counters: Counters;
-  readonly leases: readonly Lease[];
-  readonly credits: readonly CreditLease[];
   /** Limits carried by requests, for objects without a config (anonymous per-IP buckets). */
   readonly carriedLimits: z.infer<typeof admissionLimitsSchema> | null;
   readonly lastActiveAt: number;
@@ -49,45 +39,57 @@ const keyRecordSchema = z.object({
   hint: z.string(),
 });
 
-const countMap = z.record(z.string(), z.number());
+const count = z.number().int().min(0);
+const byPriority = z.strictObject({ low: count, normal: count, high: count, critical: count });
+
+/** One holder's lease as the object keeps it (see src/lease/lease-book.ts). */
+const holderSchema = z.strictObject({
+  id: z.string(),
+  seq: z.number().int(),
+  slotsGranted: count,
+  slotsReturned: count,
+  tokensGranted: count,
+  tokensSpent: count,
+  tokensReturned: count,
+  inUse: byPriority,
+  waiting: byPriority,
+  wantTokens: count,
+  holdMs: z.number().nullable(),
+  tally: leaseTallySchema,
+  validUntil: z.number(),
+  reclaimAt: z.number(),
+});
+
 const runtimeSchema = z.object({
   bucket: z.object({ tokens: z.number(), updatedAt: z.number() }),
-  holdMsEwma: z.number().nullable(),
-  counters: z
-    .object({
-      arrived: z.number(),
-      admitted: z.number(),
-      admittedByPriority: countMap,
-      shed: z.number(),
-      shedByReason: countMap,
-      shedByPriority: countMap,
-      queuedEver: z.number(),
-      released: z.number(),
-      reaped: z.number(),
-      deadlineExceeded: z.number(),
-      originFailed: z.number(),
-      notForwarded: z.number(),
-      shedAtEdge: z.number(),
-      admittedOnCredit: z.number(),
-      creditsReaped: z.number(),
-      calls: z.object({ admit: z.number(), release: z.number(), reportSheds: z.number(), returnCredit: z.number() }),
-    })
-    .partial(),
-  leases: z.array(
-    z.object({
-      id: z.string(),
-      priority: z.enum(["low", "normal", "high", "critical"]),
-      admittedAt: z.number(),
-      expiresAt: z.number(),
-      lingering: z.boolean(),
-    }),
-  ),
-  credits: z
-    .array(z.object({ id: z.string(), tokens: z.number(), grantedAt: z.number(), reclaimAt: z.number() }))
-    .default([]),
+  holders: z.array(holderSchema).max(MAX_HOLDERS),
+  /** Stored as written; fields added in later versions start at zero (see loadRuntime). */
+  counters: z.record(z.string(), z.unknown()),
   carriedLimits: admissionLimitsSchema.nullable(),
   lastActiveAt: z.number(),
 });
+
+const countersSchema = z
+  .object({
+    arrived: count,
+    admitted: count,
+    admittedByPriority: byPriority,
+    shed: count,
+    shedByReason: z.strictObject(
+      Object.fromEntries(ADMISSION_SHED_REASONS.map((r) => [r, count])) as Record<AdmissionShedReason, typeof count>,
+    ),
+    shedByPriority: byPriority,
+    queuedEver: count,
+    released: count,
+    reaped: count,
+    deadlineExceeded: count,
+    originFailed: count,
+    notForwarded: count,
+    shedAtEdge: count,
+    holdersReaped: count,
+    calls: z.strictObject({ lease: count }),
+  })
+  .partial();
 
 export class TenantStore {
   private readonly table: RecordTable;
@@ -115,8 +117,10 @@ export class TenantStore {
   loadRuntime(): RuntimeRecord | null {
     const stored = this.table.parsed("runtime", runtimeSchema);
     if (!stored) return null;
-    // Counters added in later versions start at zero instead of failing the whole record.
-    const counters = { ...emptyCounters(), ...stored.counters } as Counters;
+    // Counters of older versions are dropped field by field, and new ones start at zero,
+    // instead of failing the whole record (which holds the leases).
+    const parsed = countersSchema.safeParse(stored.counters);
+    const counters: Counters = { ...emptyCounters(), ...(parsed.success ? parsed.data : {}) };
     return { ...stored, counters };
   }
 

@@ -41,7 +41,7 @@ export function heldResponses() {
     const gate = { open: false, body: "done", status: 200 };
     gates.push(gate);
     for (let waited = 0; !gate.open && waited < HOLD_LIMIT_MS; waited += 2) await scheduler.wait(2);
-    return new Response(gate.body, { status: gate.status });
+    return new Response(gate.status === 204 ? null : gate.body, { status: gate.status });
   };
   return {
     handler,

@@ -1,0 +1,265 @@
+/**
+ * The tenant object's lease book, as pure functions: the bucket and the in-flight limit are the
+ * totals, and every slot and token an isolate may spend is taken from them before it is spent.
+ * No `this`, no I/O, no clock: `now` (the object's epoch ms) is passed in.
+ *
+ * Invariants (each has a property test in test/unit/lease.properties.test.ts):
+ * - slots held by all holders together (granted - returned) never exceed maxInFlight;
+ * - the bucket plus the tokens out at holders never exceed the burst (the bucket refills only up
+ *   to burst minus what is out), so tokens spent over a window stay within burst + rate x window;
+ * - a report applied twice, late or out of order changes nothing the second time.
+ */
+import type { AdmissionLimits } from "../admission/limits";
+import { PRIORITIES, type Priority, countByPriority } from "../admission/priority";
+import { type BucketState, fullBucket, msUntilFull, refill } from "../admission/token-bucket";
+import { LEASE_TIMING, type LeaseGrant, type LeaseReport, type LeaseTally, MAX_HOLDERS, type Quota } from "./lease-protocol";
+import { slotTargets } from "./slot-allocation";
+import { emptyTally, tallyDelta } from "./tally";
+
+export interface HolderLease {
+  readonly id: string;
+  readonly seq: number;
+  readonly slotsGranted: number;
+  readonly slotsReturned: number;
+  readonly tokensGranted: number;
+  readonly tokensSpent: number;
+  readonly tokensReturned: number;
+  readonly inUse: Readonly<Record<Priority, number>>;
+  readonly waiting: Readonly<Record<Priority, number>>;
+  readonly wantTokens: number;
+  readonly holdMs: number | null;
+  readonly tally: LeaseTally;
+  /** The object's clock: until then the holder may admit on what it holds. */
+  readonly validUntil: number;
+  /** The object's clock: past this the holder is presumed gone and what it holds comes back. */
+  readonly reclaimAt: number;
+}
+
+export interface LeaseBook {
+  readonly bucket: BucketState;
+  readonly holders: readonly HolderLease[];
+}
+
+export function emptyBook(limits: AdmissionLimits, now: number): LeaseBook {
+  return { bucket: fullBucket(limits, now), holders: [] };
+}
+
+export const slotsHeld = (h: HolderLease) => h.slotsGranted - h.slotsReturned;
+export const tokensHeld = (h: HolderLease) => h.tokensGranted - h.tokensSpent - h.tokensReturned;
+const sum = (values: Iterable<number>) => {
+  let total = 0;
+  for (const v of values) total += v;
+  return total;
+};
+const total = (counts: Readonly<Record<Priority, number>>) => sum(Object.values(counts));
+
+export function slotsOut(book: LeaseBook): number {
+  return sum(book.holders.map(slotsHeld));
+}
+
+export function tokensOut(book: LeaseBook): number {
+  return sum(book.holders.map(tokensHeld));
+}
+
+/** What the bucket may hold: the burst, less the tokens out at holders. */
+function bucketCapacity(book: LeaseBook, limits: AdmissionLimits): number {
+  return Math.max(0, limits.burst - tokensOut(book));
+}
+
+function refilled(book: LeaseBook, limits: AdmissionLimits, now: number): LeaseBook {
+  return { ...book, bucket: refill(book.bucket, { rate: limits.rate, burst: bucketCapacity(book, limits) }, now) };
+}
+
+function newHolder(id: string): HolderLease {
+  return {
+    id,
+    seq: -1,
+    slotsGranted: 0,
+    slotsReturned: 0,
+    tokensGranted: 0,
+    tokensSpent: 0,
+    tokensReturned: 0,
+    inUse: countByPriority(),
+    waiting: countByPriority(),
+    wantTokens: 0,
+    holdMs: null,
+    tally: emptyTally(),
+    validUntil: 0,
+    reclaimAt: 0,
+  };
+}
+
+export type ApplyResult =
+  | { readonly kind: "applied"; readonly book: LeaseBook; readonly delta: LeaseTally }
+  /** A repeated or overtaken report: nothing changed, but the holder still gets an answer. */
+  | { readonly kind: "stale"; readonly book: LeaseBook }
+  /** MAX_HOLDERS hold already: this isolate gets nothing until one leaves or is reclaimed. */
+  | { readonly kind: "full"; readonly book: LeaseBook };
+
+/**
+ * Takes in what a holder reports. Cumulative numbers only move forward and are clamped to what
+ * was granted, so a confused or hostile report can give back more than it holds but never
+ * conjure capacity. A leaving holder that has settled everything is forgotten.
+ */
+export function applyReport(book: LeaseBook, limits: AdmissionLimits, report: LeaseReport, now: number): ApplyResult {
+  const index = book.holders.findIndex((h) => h.id === report.holder);
+  if (index < 0 && book.holders.length >= MAX_HOLDERS) return { kind: "full", book };
+  const before = index < 0 ? newHolder(report.holder) : (book.holders[index] as HolderLease);
+  if (report.seq <= before.seq) return { kind: "stale", book };
+
+  const current = refilled(book, limits, now);
+  const slotsReturned = Math.min(before.slotsGranted, Math.max(before.slotsReturned, report.slotsReturned));
+  const tokensSpent = Math.min(
+    before.tokensGranted - before.tokensReturned,
+    Math.max(before.tokensSpent, report.tokensSpent),
+  );
+  const tokensReturned = Math.min(
+    before.tokensGranted - tokensSpent,
+    Math.max(before.tokensReturned, report.tokensReturned),
+  );
+  const validUntil = now + LEASE_TIMING.ttlMs;
+  const after: HolderLease = {
+    ...before,
+    seq: report.seq,
+    slotsReturned,
+    tokensSpent,
+    tokensReturned,
+    inUse: report.inUse,
+    waiting: report.leaving ? countByPriority() : report.waiting,
+    wantTokens: report.leaving ? 0 : report.wantTokens,
+    holdMs: report.holdMs,
+    tally: report.tally,
+    validUntil: report.leaving ? now : validUntil,
+    reclaimAt: validUntil + report.coverMs + LEASE_TIMING.graceMs,
+  };
+  const settled = slotsHeld(after) === 0 && tokensHeld(after) === 0;
+  const holders =
+    report.leaving && settled
+      ? current.holders.filter((h) => h.id !== report.holder)
+      : index < 0
+        ? [...current.holders, after]
+        : current.holders.map((h, i) => (i === index ? after : h));
+  // Unspent tokens come home, never above what the bucket may hold beside those still out.
+  const back = after.tokensReturned - before.tokensReturned;
+  let next: LeaseBook = { ...current, holders };
+  next = { ...next, bucket: { ...next.bucket, tokens: Math.min(bucketCapacity(next, limits), next.bucket.tokens + back) } };
+  return { kind: "applied", book: next, delta: tallyDelta(before.tally, report.tally) };
+}
+
+/** Holders past their reclaim time: gone, so their slots come back and their tokens count as spent. */
+export function reclaimExpired(
+  book: LeaseBook,
+  limits: AdmissionLimits,
+  now: number,
+): { readonly book: LeaseBook; readonly reclaimed: readonly HolderLease[] } {
+  const reclaimed = book.holders.filter((h) => h.reclaimAt <= now);
+  if (reclaimed.length === 0) return { book, reclaimed };
+  const current = refilled(book, limits, now);
+  return { book: { ...current, holders: current.holders.filter((h) => h.reclaimAt > now) }, reclaimed };
+}
+
+export function earliestReclaim(book: LeaseBook): number | null {
+  let earliest: number | null = null;
+  for (const h of book.holders) if (earliest === null || h.reclaimAt < earliest) earliest = h.reclaimAt;
+  return earliest;
+}
+
+const wantedTokens = (h: HolderLease) => Math.max(0, h.wantTokens - tokensHeld(h));
+const demandOf = (h: HolderLease) => total(h.inUse) + total(h.waiting);
+
+/**
+ * Grants the holder what its target allows and what is free: slots by priority and demand across
+ * holders (see slot-allocation.ts), tokens in proportion to what each holder still wants. Answers
+ * with the cumulative grants and the numbers the isolate decides with until its next renewal.
+ */
+export function grant(
+  book: LeaseBook,
+  limits: AdmissionLimits,
+  holderId: string,
+  now: number,
+): { readonly book: LeaseBook; readonly answer: LeaseGrant; readonly granted: boolean } {
+  let current = refilled(book, limits, now);
+  const index = current.holders.findIndex((h) => h.id === holderId);
+  const holder = current.holders[index];
+  if (!holder) return { book: current, answer: answerFor(current, limits, null, 0, 0), granted: false };
+
+  const active = current.holders.filter((h) => h.validUntil > now || h.id === holderId);
+  const ordered = [holder, ...active.filter((h) => h.id !== holderId)];
+  const [target = 0] = slotTargets(ordered, limits.maxInFlight);
+  const free = Math.max(0, limits.maxInFlight - slotsOut(current));
+  const slots = Math.max(0, Math.min(target - slotsHeld(holder), free));
+
+  const available = Math.floor(current.bucket.tokens);
+  const need = wantedTokens(holder);
+  const allNeed = sum(active.map(wantedTokens));
+  const fair = allNeed > 0 ? Math.floor((available * need) / allNeed) : 0;
+  const tokens = Math.min(need, available, Math.max(fair, need > 0 && available >= 1 ? 1 : 0));
+
+  const updated: HolderLease = {
+    ...holder,
+    slotsGranted: holder.slotsGranted + slots,
+    tokensGranted: holder.tokensGranted + tokens,
+  };
+  current = {
+    bucket: { ...current.bucket, tokens: current.bucket.tokens - tokens },
+    holders: current.holders.map((h, i) => (i === index ? updated : h)),
+  };
+  const contended =
+    sum(active.map(demandOf)) > limits.maxInFlight || (allNeed - tokens > 0 && current.bucket.tokens < 1);
+  return {
+    book: current,
+    answer: answerFor(current, limits, updated, target, contended ? 1 : 0),
+    granted: slots > 0 || tokens > 0,
+  };
+}
+
+function answerFor(
+  book: LeaseBook,
+  limits: AdmissionLimits,
+  holder: HolderLease | null,
+  target: number,
+  contended: number,
+): LeaseGrant {
+  const wantAll = sum(book.holders.map((h) => h.wantTokens));
+  const share = holder && wantAll > 0 ? holder.wantTokens / wantAll : 1;
+  const free = limits.maxInFlight - slotsOut(book);
+  const waitingAtOrAbove = countByPriority();
+  let above = 0;
+  for (const priority of [...PRIORITIES].reverse()) {
+    above += sum(book.holders.map((h) => h.waiting[priority]));
+    waitingAtOrAbove[priority] = above;
+  }
+  const holds = book.holders.flatMap((h) => (h.holdMs === null ? [] : [h.holdMs]));
+  return {
+    kind: "lease",
+    slotsGranted: holder?.slotsGranted ?? 0,
+    tokensGranted: holder?.tokensGranted ?? 0,
+    targetSlots: target,
+    tokenRate: limits.rate * share,
+    renewInMs: contended ? LEASE_TIMING.contendedRenewMs : LEASE_TIMING.renewEveryMs,
+    roomLeft: free > 0 || book.bucket.tokens >= 1,
+    waitingAtOrAbove,
+    holdMs: holds.length > 0 ? sum(holds) / holds.length : null,
+    limits,
+    quota: quotaOf(book, limits),
+  };
+}
+
+/** The tenant as a whole: tokens not yet spent (in the bucket or out at holders), slots in use, waiters. */
+export function quotaOf(book: LeaseBook, limits: AdmissionLimits): Quota {
+  return {
+    rate: limits.rate,
+    burst: limits.burst,
+    tokens: book.bucket.tokens + tokensOut(book),
+    inFlight: sum(book.holders.map((h) => total(h.inUse))),
+    maxInFlight: limits.maxInFlight,
+    queued: sum(book.holders.map((h) => total(h.waiting))),
+    maxQueue: limits.maxQueue,
+    msUntilFull: msUntilFull(book.bucket, { rate: limits.rate, burst: Math.max(0, limits.burst - tokensOut(book)) }),
+  };
+}
+
+/** Carries the book over new limits: the bucket clamped to the new burst; holders above their new targets return slots as they free. */
+export function applyLimits(book: LeaseBook, limits: AdmissionLimits): LeaseBook {
+  return { ...book, bucket: { ...book.bucket, tokens: Math.min(book.bucket.tokens, bucketCapacity(book, limits)) } };
+}
