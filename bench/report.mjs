@@ -135,7 +135,8 @@ function header(result) {
   const s = result.sizing;
   return [
     `${m.startedAt}, ${m.mode} run, ${m.cpus} CPUs, node ${m.node}, ${(m.elapsedMs / 1000).toFixed(0)} s` +
-      (m.gitHead ? `, git ${m.gitHead}` : ""),
+      (m.gitHead ? `, git ${m.gitHead}` : "") +
+      (m.srcChanges ? ` + ${m.srcChanges} uncommitted file(s) in src/ (the guard ran the working tree)` : ""),
     `origin: C=${s.concurrency} x ${s.serviceMs} ms (±${Math.round(s.jitter * 100)}%) = capacity ${s.capacity} req/s; ` +
       `tenant limits ${JSON.stringify(result.limits)}; guard: ${m.guard}`,
   ].join("\n");

@@ -227,6 +227,8 @@ async function main() {
       cpus: os.cpus().length,
       node: process.version,
       gitHead: gitHead(),
+      // The guard runs from the working tree: uncommitted src/ changes mean HEAD is not what ran.
+      srcChanges: srcChanges(),
       guard: guardNote,
       elapsedMs: Date.now() - started,
     },
@@ -310,6 +312,21 @@ function gitHead() {
     return execFileSync("git", ["rev-parse", "--short", "HEAD"], { cwd: root, stdio: ["ignore", "pipe", "ignore"] })
       .toString()
       .trim();
+  } catch {
+    return undefined;
+  }
+}
+
+/** Files under src/ that differ from HEAD (the guard under wrangler dev runs the working tree). */
+function srcChanges() {
+  try {
+    return execFileSync("git", ["status", "--porcelain", "--", "src"], {
+      cwd: root,
+      stdio: ["ignore", "pipe", "ignore"],
+    })
+      .toString()
+      .split("\n")
+      .filter(Boolean).length;
   } catch {
     return undefined;
   }

@@ -90,8 +90,14 @@ export async function run(lab) {
   } else {
     ctx.notes.push("pass-through column empty: no wrangler in this run (--no-guard)");
   }
+  const started = Date.now();
   try {
-    for (const origin of origins) await runOrigin(ctx, origin);
+    for (const origin of origins) {
+      const t0 = Date.now();
+      await runOrigin(ctx, origin);
+      ctx.notes.push(`origin ${origin.id}: ${Math.round((Date.now() - t0) / 1000)} s`);
+    }
+    ctx.notes.push(`the matrix took ${Math.round((Date.now() - started) / 1000)} s`);
   } finally {
     await lab.origin.config({ concurrency: lab.sizing.concurrency, serviceMs: lab.sizing.serviceMs }).catch(() => {});
     await ctx.passthrough?.stop();
@@ -654,13 +660,15 @@ function tables(cells, pass, targets, t, origins) {
     title: "Guard cost: edge sheds, object calls, CPU",
     intro: [
       "From GET /__guard/tenants/{name} after each guard phase: shedAtEdge / shed, and the sum of",
-      "`calls` over `arrived`. CPU: ms of user+system time per request sent, of the guard's workerd",
+      "`calls` over `arrived` (`sent`: what the generator sent the guard; 5 warm-up requests per tenant",
+      "are counted in `arrived` too; a gap beyond that is arrivals the counters did not see). CPU: ms of user+system time per request sent, of the guard's workerd",
       "processes, of haproxy, and of the pass-through's workerd processes at the same offered rate.",
     ],
     head: [
       "origin",
       "config",
       "load",
+      "sent",
       "arrived",
       "shed",
       "at edge",
@@ -680,6 +688,7 @@ function tables(cells, pass, targets, t, origins) {
         originLabel(c),
         c.config,
         c.cell,
+        show(c.guard, (f) => String(f.sent)),
         fmt(k.arrived),
         fmt(k.shed),
         fmt(k.shedAtEdge),
