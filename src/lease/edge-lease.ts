@@ -191,7 +191,8 @@ export function arrive(l0: EdgeLease, limits: AdmissionLimits, arrival: Arrival,
   const l: EdgeLease = { ...l0, arrivalsSinceSent: l0.arrivalsSinceSent + 1, lastDemandAt: now };
   if (arrival.deadline <= now) return refused(l, arrival, "wait_exceeds_deadline", drainMs(l));
   if (l.queue.length === 0 && canAdmitNow(l, now)) {
-    return { lease: { ...admitOne(l, arrival.priority), tally: tallyArrival(l.tally, false) }, outcome: { kind: "admit" }, evicted: [] };
+    const admitted = admitOne(l, arrival.priority);
+    return { lease: { ...admitted, tally: tallyArrival(admitted.tally, false) }, outcome: { kind: "admit" }, evicted: [] };
   }
   if (!isValid(l, now) && l.failedAt !== null && now - l.failedAt < RENEW_RETRY_MS) {
     return { lease: { ...l, tally: tallyArrival(l.tally, false) }, outcome: { kind: "unavailable" }, evicted: [] };
