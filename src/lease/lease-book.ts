@@ -204,8 +204,11 @@ export function grant(
     bucket: { ...current.bucket, tokens: current.bucket.tokens - tokens },
     holders: current.holders.map((h, i) => (i === index ? updated : h)),
   };
+  // Renew faster only when another holder's demand is unmet: then this holder may have to give
+  // slots up, and should hear so soon. A lone holder under load has nobody to give them to.
+  const others = active.filter((h) => h.id !== holderId);
   const contended =
-    sum(active.map(demandOf)) > limits.maxInFlight || (allNeed - tokens > 0 && current.bucket.tokens < 1);
+    others.some((h) => demandOf(h) > slotsHeld(h)) || (others.some((h) => wantedTokens(h) > 0) && current.bucket.tokens < 1);
   return {
     book: current,
     answer: answerFor(current, limits, updated, target, contended ? 1 : 0),
