@@ -26,17 +26,18 @@ const overview: Overview = {
       state: {
         tokens: 3.5,
         inFlight: 2,
-        lingering: 0,
-        creditSlots: 0,
         queued: 1,
         queuedByPriority: { low: 1, normal: 0, high: 0, critical: 0 },
         holdMsEwma: 12,
+        leases: { holders: 2, slots: 3, tokens: 1 },
       },
       counters: {
         ...emptyCounters(),
         arrived: 9,
         shed: 3,
         shedByReason: { ...emptyCounters().shedByReason, queue_full: 3 },
+        holdersReaped: 1,
+        calls: { lease: 7 },
       },
       keys: 1,
     },
@@ -58,6 +59,14 @@ describe("Prometheus exposition", () => {
     expect(text).toContain('guard_shed_total{tenant="acme",reason="queue_full"} 3');
     expect(text).toContain('guard_queued{tenant="acme",priority="low"} 1');
     expect(text).toContain('guard_limit_queue{tenant="acme"} 8');
+    expect(text).toContain('guard_object_calls_total{tenant="acme",call="lease"} 7');
+  });
+
+  it("reports the leases out at isolates: holders and the slots they hold", () => {
+    expect(text).toContain("# TYPE guard_lease_holders gauge");
+    expect(text).toContain('guard_lease_holders{tenant="acme"} 2');
+    expect(text).toContain('guard_leased_slots{tenant="acme"} 3');
+    expect(text).toContain('guard_in_flight{tenant="acme"} 2');
     expect(text).toContain("guard_overview_truncated 0");
   });
 
