@@ -1,7 +1,7 @@
 import { DurableObject } from "cloudflare:workers";
 import { type Counters, countCall, emptyCounters } from "./admission/counters";
 import type { AdmissionLimits } from "./admission/limits";
-import { PRIORITIES, type Priority, countByPriority } from "./admission/priority";
+import { PRIORITIES } from "./admission/priority";
 import type { Env } from "./env";
 import {
   type LeaseBook,
@@ -10,46 +10,30 @@ import {
   earliestReclaim,
   emptyBook,
   grant,
-  quotaOf,
   reclaimExpired,
   slotsHeld,
-  slotsOut,
-  tokensOut,
 } from "./lease/lease-book";
+import { type LeaseState, leaseState } from "./lease/lease-stats";
 import { type LeaseAnswer, type LeaseReport, leaseReportSchema } from "./lease/lease-protocol";
 import { countTally } from "./lease/tally";
 import { ObjectTimers } from "./storage/object-timers";
 import { type TenantConfig, limitsOf, tenantConfigSchema } from "./tenant/tenant-config";
+import { type KeyChange, addKey, removeKey } from "./tenant/key-ring";
 import { type KeyRecord, TenantStore } from "./tenant/tenant-store";
 
 /** Counters and returns are written at most this often; grants are written before they are answered. */
 export const FLUSH_INTERVAL_MS = 250;
 /** An object with no config of its own (an anonymous per-IP bucket) deletes itself when idle. */
 export const IDLE_CLEANUP_MS = 10 * 60_000;
-/** Keys per tenant: enough for rotation, bounded so the key record stays small. */
-export const MAX_KEYS_PER_TENANT = 20;
 
 export interface TenantStats {
   readonly limits: TenantConfig | null;
-  readonly state: {
-    /** Tokens not yet spent: in the bucket, and out at isolates. */
-    readonly tokens: number;
-    /** Slots in use at the isolates, as they last reported (lags by at most a renewal). */
-    readonly inFlight: number;
-    readonly queued: number;
-    readonly queuedByPriority: Record<Priority, number>;
-    readonly holdMsEwma: number | null;
-    readonly leases: { readonly holders: number; readonly slots: number; readonly tokens: number };
-  };
+  readonly state: LeaseState;
   readonly counters: Counters;
   readonly keys: number;
 }
 
-export type KeyChange =
-  | { readonly kind: "ok"; readonly key: KeyRecord }
-  | { readonly kind: "unconfigured" }
-  | { readonly kind: "too_many_keys"; readonly max: number }
-  | { readonly kind: "not_found" };
+export type { KeyChange } from "./tenant/key-ring";
 
 interface PendingRenewal {
   readonly resolve: (answer: LeaseAnswer) => void;
@@ -66,7 +50,7 @@ interface PendingRenewal {
 export class TenantGuard extends DurableObject<Env> {
   private readonly store: TenantStore;
   private config: TenantConfig | null;
-  private keys: KeyRecord[];
+  private keys: readonly KeyRecord[];
   private carriedLimits: AdmissionLimits | null = null;
   private book: LeaseBook | null = null;
   private counters: Counters = emptyCounters();
@@ -159,7 +143,11 @@ export class TenantGuard extends DurableObject<Env> {
     let slots = 0;
     for (const holder of result.reclaimed) slots += slotsHeld(holder);
     if (result.reclaimed.length > 0) {
-      this.counters = { ...this.counters, reaped: this.counters.reaped + slots, holdersReaped: this.counters.holdersReaped + result.reclaimed.length };
+      this.counters = {
+        ...this.counters,
+        reaped: this.counters.reaped + slots,
+        holdersReaped: this.counters.holdersReaped + result.reclaimed.length,
+      };
       this.timers.markDirty();
     }
     return result.book;
@@ -179,30 +167,10 @@ export class TenantGuard extends DurableObject<Env> {
 
   async stats(): Promise<TenantStats> {
     const limits = this.limits();
-    const now = Date.now();
-    const book = limits ? this.reclaimed(limits, now) : this.book;
-    if (limits) this.book = book;
-    const quota = book && limits ? quotaOf(book, limits) : null;
-    const queuedByPriority = countByPriority();
-    const holds: number[] = [];
-    for (const holder of book?.holders ?? []) {
-      for (const p of PRIORITIES) queuedByPriority[p] += holder.waiting[p];
-      if (holder.holdMs !== null) holds.push(holder.holdMs);
-    }
+    if (limits) this.book = this.reclaimed(limits, Date.now());
     return {
       limits: this.config,
-      state: {
-        tokens: quota ? Math.floor(quota.tokens * 1000) / 1000 : 0,
-        inFlight: quota?.inFlight ?? 0,
-        queued: quota?.queued ?? 0,
-        queuedByPriority,
-        holdMsEwma: holds.length > 0 ? holds.reduce((a, b) => a + b, 0) / holds.length : null,
-        leases: {
-          holders: book?.holders.length ?? 0,
-          slots: book ? slotsOut(book) : 0,
-          tokens: book ? tokensOut(book) : 0,
-        },
-      },
+      state: leaseState(this.book, limits),
       counters: this.counters,
       keys: this.keys.length,
     };
@@ -210,26 +178,27 @@ export class TenantGuard extends DurableObject<Env> {
 
   async addKey(key: KeyRecord): Promise<KeyChange> {
     if (!this.config) return { kind: "unconfigured" };
-    if (this.keys.length >= MAX_KEYS_PER_TENANT) return { kind: "too_many_keys", max: MAX_KEYS_PER_TENANT };
-    this.keys = [...this.keys, key];
-    this.store.saveKeys(this.keys);
-    return { kind: "ok", key };
+    return this.changeKeys(addKey(this.keys, key));
   }
 
   async removeKey(id: string): Promise<KeyChange> {
-    const key = this.keys.find((candidate) => candidate.id === id);
-    if (!key) return { kind: "not_found" };
-    this.keys = this.keys.filter((candidate) => candidate.id !== id);
-    this.store.saveKeys(this.keys);
-    return { kind: "ok", key };
+    return this.changeKeys(removeKey(this.keys, id));
   }
 
-  async listKeys(): Promise<KeyRecord[]> {
+  private changeKeys(result: { keys: readonly KeyRecord[]; change: KeyChange }): KeyChange {
+    if (result.change.kind === "ok") {
+      this.keys = result.keys;
+      this.store.saveKeys(this.keys);
+    }
+    return result.change;
+  }
+
+  async listKeys(): Promise<readonly KeyRecord[]> {
     return this.keys;
   }
 
   /** Forgets the tenant. Waiting renewals are answered `unconfigured`; returns the key records. */
-  async destroy(): Promise<KeyRecord[]> {
+  async destroy(): Promise<readonly KeyRecord[]> {
     const keys = this.keys;
     for (const { resolve } of this.pending.values()) resolve({ kind: "unconfigured" });
     this.pending.clear();
