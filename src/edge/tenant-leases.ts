@@ -34,7 +34,14 @@ export const MAX_EDGE_LEASES = 1_000;
 
 export type StageVerdict =
   | { readonly kind: "admit"; readonly slot: LeasedSlot }
-  | { readonly kind: "shed"; readonly reason: AdmissionShedReason; readonly retryAfterMs: number; readonly waitedMs: number; readonly quota: Quota | null; readonly atEdge: boolean }
+  | {
+      readonly kind: "shed";
+      readonly reason: AdmissionShedReason;
+      readonly retryAfterMs: number;
+      readonly waitedMs: number;
+      readonly quota: Quota | null;
+      readonly atEdge: boolean;
+    }
   | { readonly kind: "unavailable" }
   | { readonly kind: "unconfigured" }
   /** The client went away while it waited: nothing to answer. */
@@ -84,7 +91,11 @@ class Holder {
   /** One per queued request, so bounded by the lease's queue bound. */
   readonly waiters = new Map<string, (end: WaitEnd) => void>();
 
-  constructor(readonly objectName: string, request: StageRequest, now: number) {
+  constructor(
+    readonly objectName: string,
+    request: StageRequest,
+    now: number,
+  ) {
     this.lease = newEdgeLease(crypto.randomUUID(), now);
     this.limits = request.limits;
     this.carriedLimits = request.carriedLimits;
@@ -115,14 +126,22 @@ export class TenantLeases {
     const wasValid = isValid(holder.lease, now);
     const result = arrive(holder.lease, holder.effectiveLimits, request.arrival, now);
     holder.lease = result.lease;
-    for (const victim of result.evicted) holder.settle(victim.id, this.shedEnd(holder, "evicted", now - victim.enqueuedAt));
+    for (const victim of result.evicted)
+      holder.settle(victim.id, this.shedEnd(holder, "evicted", now - victim.enqueuedAt));
     this.kick(holder, ports);
     const outcome = result.outcome;
     switch (outcome.kind) {
       case "admit":
         return { kind: "admit", slot: this.slot(holder, request.arrival, now, 0, "edge", ports) };
       case "shed":
-        return { kind: "shed", reason: outcome.reason, retryAfterMs: outcome.retryAfterMs, waitedMs: 0, quota: holder.lease.view?.quota ?? null, atEdge: true };
+        return {
+          kind: "shed",
+          reason: outcome.reason,
+          retryAfterMs: outcome.retryAfterMs,
+          waitedMs: 0,
+          quota: holder.lease.view?.quota ?? null,
+          atEdge: true,
+        };
       case "unavailable":
         return outcome;
       case "queued": {
@@ -176,18 +195,32 @@ export class TenantLeases {
   }
 
   private shedEnd(holder: Holder, reason: AdmissionShedReason, waitedMs: number): WaitEnd {
-    return { kind: "shed", reason, retryAfterMs: drainMs(holder.lease), waitedMs, quota: holder.lease.view?.quota ?? null, atEdge: true };
+    return {
+      kind: "shed",
+      reason,
+      retryAfterMs: drainMs(holder.lease),
+      waitedMs,
+      quota: holder.lease.view?.quota ?? null,
+      atEdge: true,
+    };
   }
 
   private pump(holder: Holder, _ports: LeasePorts, now: number): void {
     const result = pump(holder.lease, now);
     holder.lease = result.lease;
-    for (const waiter of result.timedOut) holder.settle(waiter.id, this.shedEnd(holder, "queue_timeout", now - waiter.enqueuedAt));
+    for (const waiter of result.timedOut)
+      holder.settle(waiter.id, this.shedEnd(holder, "queue_timeout", now - waiter.enqueuedAt));
     for (const waiter of result.granted) holder.settle(waiter.id, { kind: "granted" });
   }
 
   /** A queued request waits here, driving the lease's timers from its own context. */
-  private async wait(holder: Holder, id: string, expiresAt: number, signal: AbortSignal | null, ports: LeasePorts): Promise<WaitEnd> {
+  private async wait(
+    holder: Holder,
+    id: string,
+    expiresAt: number,
+    signal: AbortSignal | null,
+    ports: LeasePorts,
+  ): Promise<WaitEnd> {
     let ended: WaitEnd | null = null;
     const done = new Promise<WaitEnd>((resolve) => {
       holder.waiters.set(id, (end) => {
@@ -223,7 +256,14 @@ export class TenantLeases {
     }
   }
 
-  private slot(holder: Holder, arrival: Arrival, admittedAt: number, waitedMs: number, decidedAt: "edge" | "object", ports: LeasePorts): LeasedSlot {
+  private slot(
+    holder: Holder,
+    arrival: Arrival,
+    admittedAt: number,
+    waitedMs: number,
+    decidedAt: "edge" | "object",
+    ports: LeasePorts,
+  ): LeasedSlot {
     let released = false;
     return {
       waitedMs,
@@ -258,7 +298,9 @@ export class TenantLeases {
     if (!renewalDue(holder.lease, now)) return;
     const started = startRenewal(holder.lease, holder.effectiveLimits, holder.coverMs, now);
     holder.lease = started.lease;
-    const report: LeaseReport = holder.carriedLimits ? { ...started.report, limits: holder.carriedLimits } : started.report;
+    const report: LeaseReport = holder.carriedLimits
+      ? { ...started.report, limits: holder.carriedLimits }
+      : started.report;
     ports.waitUntil(this.renew(holder, report, ports));
   }
 

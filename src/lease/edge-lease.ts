@@ -114,7 +114,10 @@ export const heldSlots = (l: EdgeLease) => l.slotsGranted - l.slotsReturned;
 export const inUseTotal = (l: EdgeLease) => total(l.inUse);
 export const heldTokens = (l: EdgeLease) => l.tokensGranted - l.tokensSpent - l.tokensReturned;
 export const isValid = (l: EdgeLease, now: number) => l.validUntil > now && !l.left;
-const bump = (counts: Readonly<Record<Priority, number>>, p: Priority, by: number) => ({ ...counts, [p]: counts[p] + by });
+const bump = (counts: Readonly<Record<Priority, number>>, p: Priority, by: number) => ({
+  ...counts,
+  [p]: counts[p] + by,
+});
 
 function canAdmitNow(l: EdgeLease, now: number): boolean {
   const used = inUseTotal(l);
@@ -160,7 +163,8 @@ export function expectedWaitMs(l: EdgeLease, priority: Priority, ahead: number):
   const needed = ahead + 1;
   const rate = l.view?.tokenRate ?? 0;
   const missingTokens = needed - heldTokens(l);
-  const tokenMs = missingTokens <= 0 ? 0 : rate > 0 ? Math.ceil((missingTokens * 1000) / rate) : Number.POSITIVE_INFINITY;
+  const tokenMs =
+    missingTokens <= 0 ? 0 : rate > 0 ? Math.ceil((missingTokens * 1000) / rate) : Number.POSITIVE_INFINITY;
   const hold = l.holdMs ?? l.view?.holdMs ?? 0;
   const usable = Math.min(heldSlots(l), l.targetSlots);
   const free = usable - inUseTotal(l);
@@ -170,7 +174,7 @@ export function expectedWaitMs(l: EdgeLease, priority: Priority, ahead: number):
   else {
     // No slot here: it waits for the tenant's slots as a whole to reach it.
     const max = l.view?.limits.maxInFlight ?? 1;
-    slotMs = Math.ceil(((l.view?.waitingAtOrAbove[priority] ?? 0) + needed) * hold / max);
+    slotMs = Math.ceil((((l.view?.waitingAtOrAbove[priority] ?? 0) + needed) * hold) / max);
   }
   return { tokenMs, slotMs };
 }
@@ -192,7 +196,11 @@ export function arrive(l0: EdgeLease, limits: AdmissionLimits, arrival: Arrival,
   if (arrival.deadline <= now) return refused(l, arrival, "wait_exceeds_deadline", drainMs(l));
   if (l.queue.length === 0 && canAdmitNow(l, now)) {
     const admitted = admitOne(l, arrival.priority);
-    return { lease: { ...admitted, tally: tallyArrival(admitted.tally, false) }, outcome: { kind: "admit" }, evicted: [] };
+    return {
+      lease: { ...admitted, tally: tallyArrival(admitted.tally, false) },
+      outcome: { kind: "admit" },
+      evicted: [],
+    };
   }
   if (!isValid(l, now) && l.failedAt !== null && now - l.failedAt < RENEW_RETRY_MS) {
     return { lease: { ...l, tally: tallyArrival(l.tally, false) }, outcome: { kind: "unavailable" }, evicted: [] };
@@ -200,7 +208,10 @@ export function arrive(l0: EdgeLease, limits: AdmissionLimits, arrival: Arrival,
 
   const asking = worthAsking(l, now);
   const budget = asking
-    ? Math.max(waitBudgetMs(limits, arrival, now, l.holdMs), Math.min(ASK_WAIT_MS, arrival.deadline - now - (l.holdMs ?? 0)))
+    ? Math.max(
+        waitBudgetMs(limits, arrival, now, l.holdMs),
+        Math.min(ASK_WAIT_MS, arrival.deadline - now - (l.holdMs ?? 0)),
+      )
     : waitBudgetMs(limits, arrival, now, l.holdMs);
   const ahead = countAhead(l.queue, arrival.priority);
   const wait = asking ? { tokenMs: 0, slotMs: 0 } : expectedWaitMs(l, arrival.priority, ahead);
@@ -208,7 +219,8 @@ export function arrive(l0: EdgeLease, limits: AdmissionLimits, arrival: Arrival,
   const bound = asking ? Math.max(limits.maxQueue, limits.maxInFlight) : limits.maxQueue;
   if (bound === 0) return refused(l, arrival, wait.tokenMs > 0 ? "rate_limited" : "queue_full", waitMs);
   if (budget <= 0) return refused(l, arrival, "wait_exceeds_deadline", waitMs);
-  if (waitMs > budget) return refused(l, arrival, wait.tokenMs > budget ? "rate_limited" : "wait_exceeds_deadline", waitMs);
+  if (waitMs > budget)
+    return refused(l, arrival, wait.tokenMs > budget ? "rate_limited" : "wait_exceeds_deadline", waitMs);
 
   let queue = l.queue;
   const evicted: Waiter[] = [];
@@ -296,7 +308,12 @@ function idle(l: EdgeLease, now: number): boolean {
 
 /** Nothing held, nothing wanted, nothing to report: the isolate may forget this lease. */
 export function isDone(l: EdgeLease, now: number): boolean {
-  return !l.renewing && l.queue.length === 0 && inUseTotal(l) === 0 && (l.left || (heldSlots(l) === 0 && heldTokens(l) === 0 && idle(l, now)));
+  return (
+    !l.renewing &&
+    l.queue.length === 0 &&
+    inUseTotal(l) === 0 &&
+    (l.left || (heldSlots(l) === 0 && heldTokens(l) === 0 && idle(l, now)))
+  );
 }
 
 /** Whether a renewal should be sent now. */
@@ -338,7 +355,9 @@ export function startRenewal(
   const elapsed = l.sentAt > 0 ? Math.max(1, now - l.sentAt) : LEASE_TIMING.renewEveryMs;
   const arrivalRate = nextAverage(l.sentAt > 0 ? l.arrivalRate : null, (l.arrivalsSinceSent * 1000) / elapsed, 0.5);
   const horizonMs = 2 * LEASE_TIMING.renewEveryMs;
-  const wantTokens = leaving ? 0 : Math.min(limits.burst, l.queue.length + Math.ceil((arrivalRate * horizonMs) / 1000) + 1);
+  const wantTokens = leaving
+    ? 0
+    : Math.min(limits.burst, l.queue.length + Math.ceil((arrivalRate * horizonMs) / 1000) + 1);
   const expiry = earliestExpiry(l.queue);
   const waitMs = expiry === null ? 0 : Math.max(0, Math.min(LEASE_TIMING.longPollMs, expiry - now - 5));
   const next: EdgeLease = {
@@ -400,7 +419,10 @@ export function applyAnswer(l: EdgeLease, answer: LeaseGrant): EdgeLease {
  * usable until it expires; waiters that only the object could serve are handed to the fail
  * mode once it has.
  */
-export function renewalFailed(l: EdgeLease, now: number): { readonly lease: EdgeLease; readonly stranded: readonly Waiter[] } {
+export function renewalFailed(
+  l: EdgeLease,
+  now: number,
+): { readonly lease: EdgeLease; readonly stranded: readonly Waiter[] } {
   const failed: EdgeLease = { ...l, renewing: false, failedAt: now, renewAt: now + RENEW_RETRY_MS };
   if (isValid(failed, now)) return { lease: failed, stranded: [] };
   return { lease: { ...failed, queue: [] }, stranded: failed.queue };

@@ -12,7 +12,14 @@
 import type { AdmissionLimits } from "../admission/limits";
 import { PRIORITIES, type Priority, countByPriority } from "../admission/priority";
 import { type BucketState, fullBucket, msUntilFull, refill } from "../admission/token-bucket";
-import { LEASE_TIMING, type LeaseGrant, type LeaseReport, type LeaseTally, MAX_HOLDERS, type Quota } from "./lease-protocol";
+import {
+  LEASE_TIMING,
+  type LeaseGrant,
+  type LeaseReport,
+  type LeaseTally,
+  MAX_HOLDERS,
+  type Quota,
+} from "./lease-protocol";
 import { slotTargets } from "./slot-allocation";
 import { emptyTally, tallyDelta } from "./tally";
 
@@ -142,7 +149,10 @@ export function applyReport(book: LeaseBook, limits: AdmissionLimits, report: Le
   // Unspent tokens come home, never above what the bucket may hold beside those still out.
   const back = after.tokensReturned - before.tokensReturned;
   let next: LeaseBook = { ...current, holders };
-  next = { ...next, bucket: { ...next.bucket, tokens: Math.min(bucketCapacity(next, limits), next.bucket.tokens + back) } };
+  next = {
+    ...next,
+    bucket: { ...next.bucket, tokens: Math.min(bucketCapacity(next, limits), next.bucket.tokens + back) },
+  };
   return { kind: "applied", book: next, delta: tallyDelta(before.tally, report.tally) };
 }
 
@@ -208,7 +218,8 @@ export function grant(
   // slots up, and should hear so soon. A lone holder under load has nobody to give them to.
   const others = active.filter((h) => h.id !== holderId);
   const contended =
-    others.some((h) => demandOf(h) > slotsHeld(h)) || (others.some((h) => wantedTokens(h) > 0) && current.bucket.tokens < 1);
+    others.some((h) => demandOf(h) > slotsHeld(h)) ||
+    (others.some((h) => wantedTokens(h) > 0) && current.bucket.tokens < 1);
   return {
     book: current,
     answer: answerFor(current, limits, updated, target, contended ? 1 : 0),

@@ -44,10 +44,16 @@ const byPriority = z.strictObject(
   Object.fromEntries(PRIORITIES.map((p) => [p, count])) as Record<(typeof PRIORITIES)[number], typeof count>,
 );
 const byPriorityBounded = z.strictObject(
-  Object.fromEntries(PRIORITIES.map((p) => [p, z.number().int().min(0).max(BOUNDS.maxInFlight + BOUNDS.maxQueue)])) as Record<
-    (typeof PRIORITIES)[number],
-    z.ZodNumber
-  >,
+  Object.fromEntries(
+    PRIORITIES.map((p) => [
+      p,
+      z
+        .number()
+        .int()
+        .min(0)
+        .max(BOUNDS.maxInFlight + BOUNDS.maxQueue),
+    ]),
+  ) as Record<(typeof PRIORITIES)[number], z.ZodNumber>,
 );
 
 /** What an isolate decided on its lease since it started holding it: cumulative, never reset. */
@@ -64,7 +70,10 @@ export const leaseTallySchema = z.strictObject({
     >,
   ),
   released: z.strictObject(
-    Object.fromEntries(RELEASE_OUTCOMES.map((o) => [o, count])) as Record<(typeof RELEASE_OUTCOMES)[number], typeof count>,
+    Object.fromEntries(RELEASE_OUTCOMES.map((o) => [o, count])) as Record<
+      (typeof RELEASE_OUTCOMES)[number],
+      typeof count
+    >,
   ),
 });
 export type LeaseTally = z.infer<typeof leaseTallySchema>;
@@ -84,7 +93,11 @@ export const leaseReportSchema = z.strictObject({
   /** Tokens it expects to spend before its next renewal (waiting plus arrivals at the recent rate). */
   wantTokens: z.number().int().min(0).max(BOUNDS.burst),
   /** Its slots' hold time, moving average (ms); null before the first release. */
-  holdMs: z.number().min(0).max(BOUNDS.timeoutMs * 2).nullable(),
+  holdMs: z
+    .number()
+    .min(0)
+    .max(BOUNDS.timeoutMs * 2)
+    .nullable(),
   /** How long it may wait for an answer that grants something (long poll); 0: answer at once. */
   waitMs: z.number().int().min(0).max(LEASE_TIMING.longPollMs),
   /** The longest deadline budget of this tenant's requests: how long a slot may be in use. */

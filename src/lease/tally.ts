@@ -84,7 +84,12 @@ export function tallyAdmit(tally: LeaseTally, priority: Priority): LeaseTally {
   return { ...tally, admitted: { ...tally.admitted, [priority]: tally.admitted[priority] + 1 } };
 }
 
-export function tallyShed(tally: LeaseTally, reason: AdmissionShedReason, priority: Priority, atEdge: boolean): LeaseTally {
+export function tallyShed(
+  tally: LeaseTally,
+  reason: AdmissionShedReason,
+  priority: Priority,
+  atEdge: boolean,
+): LeaseTally {
   const byPriority = tally.shed[reason];
   return {
     ...tally,

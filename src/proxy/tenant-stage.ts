@@ -48,7 +48,12 @@ export async function passTenantStage(
   const verdict = await leases.enter(
     {
       objectName: identity.objectName,
-      arrival: { id: crypto.randomUUID(), priority: plan.priority, deadline: plan.deadline, fullBehaviour: plan.fullBehaviour },
+      arrival: {
+        id: crypto.randomUUID(),
+        priority: plan.priority,
+        deadline: plan.deadline,
+        fullBehaviour: plan.fullBehaviour,
+      },
       limits: identity.carriedLimits ?? limitsOf(identity.tenant.config),
       carriedLimits: identity.carriedLimits,
       coverMs: coverMsOf(identity.tenant.config),
