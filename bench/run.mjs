@@ -30,6 +30,7 @@
 // Environment: BENCH_WRANGLER_LOG=info|log|debug raises wrangler's log level (default warn) in
 // bench/results/wrangler.log, e.g. to see the guard's console output while debugging.
 import { execFileSync } from "node:child_process";
+import { readFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
@@ -199,6 +200,14 @@ async function main() {
 
   if (guard) await guard.stop();
   await origin.stop();
+  if (guard) {
+    const errs = errorLines(guard.logPath);
+    if (errs.count) {
+      notes.push(
+        `the guard logged ${errs.count} error(s) in ${path.relative(root, guard.logPath)}, most often: ${errs.top}`,
+      );
+    }
+  }
 
   const leftOut = flags.only ? [] : onlyWhenNamed.filter((n) => !parseList(flags.skip).includes(n));
   if (leftOut.length) {
@@ -315,6 +324,36 @@ function gitHead() {
   } catch {
     return undefined;
   }
+}
+
+const ANSI_COLOUR = new RegExp(`${String.fromCharCode(27)}\\[[0-9;]*m`, "g");
+
+/** ERROR lines in a wrangler log (ANSI colours stripped) and the commonest, so a reader sees the guard threw. */
+function errorLines(file) {
+  let text;
+  try {
+    text = readFileSync(file, "utf8");
+  } catch {
+    return { count: 0 };
+  }
+  const byText = new Map();
+  let count = 0;
+  for (const raw of text.split("\n")) {
+    const line = raw.replace(ANSI_COLOUR, "");
+    if (!/\[ERROR\]/.test(line)) continue;
+    count++;
+    const key = line
+      .replace(/.*\[ERROR\]\s*/, "")
+      .replace(/'[^']*'/g, "'…'")
+      .slice(0, 120);
+    byText.set(key, (byText.get(key) ?? 0) + 1);
+  }
+  const top = [...byText.entries()]
+    .sort((a, b) => b[1] - a[1])
+    .slice(0, 3)
+    .map(([k, n]) => `${n}x ${k}`)
+    .join("; ");
+  return { count, top };
 }
 
 /** Files under src/ that differ from HEAD (the guard under wrangler dev runs the working tree). */
