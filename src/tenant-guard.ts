@@ -11,10 +11,9 @@ import {
   emptyBook,
   grant,
   reclaimExpired,
-  slotsHeld,
 } from "./lease/lease-book";
 import { type LeaseState, leaseState } from "./lease/lease-stats";
-import { type LeaseAnswer, type LeaseReport, leaseReportSchema } from "./lease/lease-protocol";
+import { type LeaseAnswer, type LeaseReport, type LeaseTally, leaseReportSchema } from "./lease/lease-protocol";
 import { countTally } from "./lease/tally";
 import { ObjectTimers } from "./storage/object-timers";
 import { type TenantConfig, limitsOf, tenantConfigSchema } from "./tenant/tenant-config";
@@ -137,15 +136,20 @@ export class TenantGuard extends DurableObject<Env> {
     });
   }
 
-  /** The book with holders past their reclaim time taken back, counted as reaped. */
+  /**
+   * The book with holders past their reclaim time taken back. `reaped` counts the admissions a
+   * vanished holder never reported released, not the slots it held: a lone holder holds the whole
+   * limit with a few of them in use, and only its admissions keep admitted = released + reaped +
+   * in flight (the slots themselves come back to the book either way).
+   */
   private reclaimed(limits: AdmissionLimits, now: number): LeaseBook {
     const result = reclaimExpired(this.book ?? emptyBook(limits, now), limits, now);
-    let slots = 0;
-    for (const holder of result.reclaimed) slots += slotsHeld(holder);
+    let unreleased = 0;
+    for (const holder of result.reclaimed) unreleased += unreleasedAdmissions(holder.tally);
     if (result.reclaimed.length > 0) {
       this.counters = {
         ...this.counters,
-        reaped: this.counters.reaped + slots,
+        reaped: this.counters.reaped + unreleased,
         holdersReaped: this.counters.holdersReaped + result.reclaimed.length,
       };
       this.timers.markDirty();
@@ -266,4 +270,13 @@ export class TenantGuard extends DurableObject<Env> {
     }
     return carried;
   }
+}
+
+/** What a holder's last report admitted and never reported released (lingering slots count as released). */
+function unreleasedAdmissions(tally: LeaseTally): number {
+  let admitted = 0;
+  for (const p of PRIORITIES) admitted += tally.admitted[p];
+  let released = 0;
+  for (const count of Object.values(tally.released)) released += count;
+  return Math.max(0, admitted - released);
 }
