@@ -1,6 +1,8 @@
 import { env, exports } from "cloudflare:workers";
 import { createExecutionContext, waitOnExecutionContext } from "cloudflare:test";
 import type { DecisionEvent } from "../../src/analytics";
+import type { Env } from "../../src/env";
+import type { LeaseAnswer, LeaseReport } from "../../src/lease/lease-protocol";
 import { createApp } from "../../src/app";
 import type { TenantConfig } from "../../src/tenant/tenant-config";
 import type { TenantStats } from "../../src/tenant-guard";
@@ -52,8 +54,10 @@ export async function stats(tenant: string): Promise<TenantStats> {
 }
 
 /**
- * Releases travel in waitUntil, after the response: a test that reads stats right after a body
- * ends may arrive first. Waits for the condition a bounded number of turns.
+ * The object learns of an isolate's decisions only with its next renewal (every 250 ms while the
+ * lease holds or wants anything; see src/lease/lease-protocol.ts), so stats read right after a
+ * response may lag it. Waits for the condition a bounded number of turns, then returns the last
+ * stats either way: the caller's assertions say what was expected.
  */
 export async function statsWhen(
   tenant: string,
@@ -68,6 +72,23 @@ export async function statsWhen(
   return last;
 }
 
+/**
+ * Stats once the isolate has reported `arrived` arrivals and nothing of them is still in use or
+ * queued: the report that carried the last release carried the in-use count with it, so the
+ * counters then cover every decision made for them.
+ */
+export function statsReported(tenant: string, arrived: number): Promise<TenantStats> {
+  return statsWhen(tenant, (s) => s.counters.arrived >= arrived && s.state.inFlight === 0 && s.state.queued === 0, 200);
+}
+
+/**
+ * Stats once every isolate gave its lease back (idle for LEASE_TIMING.idleReturnMs, 1 s): its
+ * leaving report settles every slot and token, so the counters are final and nothing is out.
+ */
+export function statsReturned(tenant: string): Promise<TenantStats> {
+  return statsWhen(tenant, (s) => s.state.leases.holders === 0 && s.counters.arrived > 0, 400);
+}
+
 export function proxied(tenantKey: string, path = "/api/thing", init: RequestInit = {}) {
   return guardFetch(path, {
     ...init,
@@ -77,37 +98,85 @@ export function proxied(tenantKey: string, path = "/api/thing", init: RequestIni
 
 /**
  * After any fault, the counters still add up: every arrival was admitted, shed or is queued;
- * every admission was released, reaped, or still holds a slot (lingering slots are already
- * counted as released; credit slots belong to admissions not yet reported).
+ * every admission was released, reaped, or still holds a slot. Evaluate it on stats taken after
+ * the isolate reported (statsReported, statsReturned): between renewals the object's counters
+ * and in-flight count lag the edge. A slot lingering after a deadline abort is already released
+ * but still in use, so evaluate it once no slot lingers.
  */
 export function expectReconciled(s: TenantStats): void {
   const { arrived, admitted, shed, released, reaped } = s.counters;
   if (arrived !== admitted + shed + s.state.queued) {
     throw new Error(`arrived ${arrived} != admitted ${admitted} + shed ${shed} + queued ${s.state.queued}`);
   }
-  const holding = s.state.inFlight - s.state.lingering - s.state.creditSlots;
-  if (admitted !== released + reaped + holding) {
-    throw new Error(`admitted ${admitted} != released ${released} + reaped ${reaped} + holding ${holding}`);
+  if (admitted !== released + reaped + s.state.inFlight) {
+    throw new Error(`admitted ${admitted} != released ${released} + reaped ${reaped} + in flight ${s.state.inFlight}`);
   }
 }
 
 /**
- * The real Worker with a recording analytics sink (and no jitter). `send` reads the body unless
- * told not to (a held origin's response must stay open); `settled` waits for the request's
- * waitUntil work: releases, reports, credit returns.
+ * The real Worker with a recording analytics sink (and no jitter), on `env` with `overrides`
+ * (a faulty namespace, another fail mode). `send` reads the body unless told not to (a held
+ * origin's response must stay open); `signal` stands for the client: aborting it is the client
+ * going away. `settled` waits for the request's waitUntil work: its release, and the renewals
+ * that ran in its context (a renewal's heartbeat keeps renewing until the lease is given back
+ * after LEASE_TIMING.idleReturnMs idle, so it can take over a second).
  */
-export function recordingGuard() {
+export function recordingGuard(overrides: Partial<Record<keyof Env, unknown>> = {}) {
   const events: DecisionEvent[] = [];
   const app = createApp({ sink: () => ({ record: (event) => events.push(event) }), random: () => 0 });
-  const send = async (key: string, headers: Record<string, string> = {}, options: { read?: boolean } = {}) => {
+  const guardEnv = { ...env, ...overrides } as Env;
+  const send = async (
+    key: string,
+    headers: Record<string, string> = {},
+    options: { read?: boolean; signal?: AbortSignal; path?: string } = {},
+  ) => {
     const ctx = createExecutionContext();
     const response = await app.fetch(
-      new Request("http://guard.test/flood", { headers: { "x-api-key": key, ...headers } }),
-      env,
+      new Request(`http://guard.test${options.path ?? "/flood"}`, {
+        headers: { "x-api-key": key, ...headers },
+        ...(options.signal ? { signal: options.signal } : {}),
+      }),
+      guardEnv,
       ctx,
     );
     const body = options.read === false ? "" : await response.text();
     return { response, body, settled: () => waitOnExecutionContext(ctx) };
   };
   return { events, send };
+}
+
+/**
+ * The tenant objects behind a switch, for `recordingGuard({ TENANT_GUARD: objects.namespace })`:
+ * "pass" forwards each lease call to the real object; "freeze" holds every call and every answer
+ * until switched back (the object is out of reach, yet nothing fails); "throw" fails every call
+ * as a broken object would. `answered` counts the answers delivered. Held calls poll the switch
+ * on a timer: the pool turns cross-request promise resolution off.
+ */
+export function switchableObjects() {
+  let mode: "pass" | "freeze" | "throw" = "pass";
+  let answered = 0;
+  const held = async () => {
+    for (let waited = 0; mode === "freeze" && waited < 10_000; waited += 2) await scheduler.wait(2);
+  };
+  const namespace = {
+    getByName: (name: string) => ({
+      lease: async (report: LeaseReport): Promise<LeaseAnswer> => {
+        await held();
+        if (mode === "throw") throw new Error("tenant object broke");
+        const answer = await env.TENANT_GUARD.getByName(name).lease(report);
+        await held();
+        answered += 1;
+        return answer;
+      },
+    }),
+  };
+  return {
+    namespace,
+    set(next: typeof mode) {
+      mode = next;
+    },
+    get answered() {
+      return answered;
+    },
+  };
 }
