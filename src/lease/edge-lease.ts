@@ -359,7 +359,9 @@ export function startRenewal(
     ? 0
     : Math.min(limits.burst, l.queue.length + Math.ceil((arrivalRate * horizonMs) / 1000) + 1);
   const expiry = earliestExpiry(l.queue);
-  const waitMs = expiry === null ? 0 : Math.max(0, Math.min(LEASE_TIMING.longPollMs, expiry - now - 5));
+  // Whole ms: the report's schema takes no fraction, and an expiry inherits one from the hold-time average.
+  const waitMs =
+    expiry === null ? 0 : Math.max(0, Math.floor(Math.min(LEASE_TIMING.longPollMs, expiry - now - 5)));
   const next: EdgeLease = {
     ...l,
     seq: l.seq + 1,
