@@ -22,6 +22,7 @@ import {
   newEdgeLease,
   nextWakeAt,
   pump,
+  reassess,
   refundToken,
   renewalDue,
   renewalFailed,
@@ -324,7 +325,20 @@ export class TenantLeases {
       if (this.holders.get(holder.objectName) === holder) this.holders.delete(holder.objectName);
       return;
     }
-    this.pump(holder, ports, ports.now());
+    const now = ports.now();
+    this.pump(holder, ports, now);
+    const reassessed = reassess(holder.lease, now);
+    holder.lease = reassessed.lease;
+    for (const { waiter, reason, retryAfterMs } of reassessed.refused) {
+      holder.settle(waiter.id, {
+        kind: "shed",
+        reason,
+        retryAfterMs,
+        waitedMs: now - waiter.enqueuedAt,
+        quota: holder.lease.view?.quota ?? null,
+        atEdge: false,
+      });
+    }
     this.kick(holder, ports);
     this.heartbeat(holder, ports);
   }

@@ -34,7 +34,8 @@ import { emptyTally, tallyAdmit, tallyArrival, tallyRelease, tallyShed } from ".
 
 /** What the object said when it last answered, kept until the next answer. */
 export interface ObjectView {
-  readonly roomLeft: boolean;
+  readonly freeSlots: number;
+  readonly freeTokens: number;
   readonly tokenRate: number;
   readonly waitingAtOrAbove: Readonly<Record<Priority, number>>;
   readonly holdMs: number | null;
@@ -153,9 +154,16 @@ export interface EdgeArrival {
   readonly evicted: readonly Waiter[];
 }
 
-/** Whether asking the object could admit a request now: no lease yet, or it said it had room. */
-function worthAsking(l: EdgeLease, now: number): boolean {
-  return !isValid(l, now) || (l.view?.roomLeft ?? true);
+/**
+ * Whether asking the object could admit a request now: no valid lease, or the lease lacks a slot
+ * or a token that the object said it has (a lease short of slots gains nothing from free tokens).
+ */
+export function worthAsking(l: EdgeLease, now: number): boolean {
+  if (!isValid(l, now) || !l.view) return true;
+  const lacksSlot = inUseTotal(l) >= Math.min(heldSlots(l), l.targetSlots);
+  const lacksToken = heldTokens(l) < 1;
+  if (!lacksSlot && !lacksToken) return false;
+  return (!lacksSlot || l.view.freeSlots > 0) && (!lacksToken || l.view.freeTokens >= 1);
 }
 
 /** Expected wait for a request with `ahead` local waiters before it, on this lease as it stands. */
@@ -207,7 +215,10 @@ export function arrive(l0: EdgeLease, limits: AdmissionLimits, arrival: Arrival,
   }
 
   const asking = worthAsking(l, now);
-  const budget = asking
+  // Only a cold lease stretches the wait to the answer of its first renewal; a warm one that
+  // asks for more keeps the tenant's own wait bound.
+  const cold = !isValid(l, now);
+  const budget = cold
     ? Math.max(
         waitBudgetMs(limits, arrival, now, l.holdMs),
         Math.min(ASK_WAIT_MS, arrival.deadline - now - (l.holdMs ?? 0)),
@@ -216,7 +227,7 @@ export function arrive(l0: EdgeLease, limits: AdmissionLimits, arrival: Arrival,
   const ahead = countAhead(l.queue, arrival.priority);
   const wait = asking ? { tokenMs: 0, slotMs: 0 } : expectedWaitMs(l, arrival.priority, ahead);
   const waitMs = Math.max(wait.tokenMs, wait.slotMs);
-  const bound = asking ? Math.max(limits.maxQueue, limits.maxInFlight) : limits.maxQueue;
+  const bound = cold ? Math.max(limits.maxQueue, limits.maxInFlight) : limits.maxQueue;
   if (bound === 0) return refused(l, arrival, wait.tokenMs > 0 ? "rate_limited" : "queue_full", waitMs);
   if (budget <= 0) return refused(l, arrival, "wait_exceeds_deadline", waitMs);
   if (waitMs > budget)
@@ -266,6 +277,38 @@ export function pump(l0: EdgeLease, now: number): PumpResult {
     granted.push(head);
   }
   return { lease: returnSurplus(l), granted, timedOut: expired };
+}
+
+/**
+ * After an answer changed what the lease knows: waiters that can no longer be served within
+ * their wait, by the new numbers, are refused now rather than left to time out (a cold lease
+ * that the object gave no token, a lease whose slots turn out too few). Not while asking again
+ * could still help.
+ */
+export function reassess(
+  l0: EdgeLease,
+  now: number,
+): {
+  readonly lease: EdgeLease;
+  readonly refused: readonly { waiter: Waiter; reason: AdmissionShedReason; retryAfterMs: number }[];
+} {
+  if (worthAsking(l0, now)) return { lease: l0, refused: [] };
+  let l = l0;
+  const refused: { waiter: Waiter; reason: AdmissionShedReason; retryAfterMs: number }[] = [];
+  let ahead = 0;
+  for (const waiter of l0.queue) {
+    const wait = expectedWaitMs(l0, waiter.priority, ahead);
+    const left = waiter.expiresAt - now;
+    if (Math.max(wait.tokenMs, wait.slotMs) <= left) {
+      ahead += 1;
+      continue;
+    }
+    const reason: AdmissionShedReason = wait.tokenMs > left ? "rate_limited" : "wait_exceeds_deadline";
+    const retryAfterMs = Math.max(wait.tokenMs, wait.slotMs);
+    refused.push({ waiter, reason, retryAfterMs: Number.isFinite(retryAfterMs) ? retryAfterMs : 1_000 });
+    l = { ...l, queue: removeWaiter(l.queue, waiter.id), tally: tallyShed(l.tally, reason, waiter.priority, false) };
+  }
+  return { lease: l, refused };
 }
 
 /** A waiter that left before it was served (its client went away, or its own timer fired first). */
@@ -326,7 +369,7 @@ export function renewalDue(l: EdgeLease, now: number): boolean {
   if (l.failedAt !== null && now - l.failedAt < RENEW_RETRY_MS) return false;
   if (waiting && !isValid(l, now)) return true;
   const gapOk = now - l.sentAt >= LEASE_TIMING.minGapMs;
-  if (waiting && (l.view?.roomLeft ?? true) && gapOk) return true;
+  if (waiting && worthAsking(l, now) && gapOk) return true;
   if (l.slotsReturned > l.slotsReturnedSent && gapOk) return true;
   return now >= l.renewAt;
 }
@@ -360,8 +403,7 @@ export function startRenewal(
     : Math.min(limits.burst, l.queue.length + Math.ceil((arrivalRate * horizonMs) / 1000) + 1);
   const expiry = earliestExpiry(l.queue);
   // Whole ms: the report's schema takes no fraction, and an expiry inherits one from the hold-time average.
-  const waitMs =
-    expiry === null ? 0 : Math.max(0, Math.floor(Math.min(LEASE_TIMING.longPollMs, expiry - now - 5)));
+  const waitMs = expiry === null ? 0 : Math.max(0, Math.floor(Math.min(LEASE_TIMING.longPollMs, expiry - now - 5)));
   const next: EdgeLease = {
     ...l,
     seq: l.seq + 1,
@@ -406,7 +448,8 @@ export function applyAnswer(l: EdgeLease, answer: LeaseGrant): EdgeLease {
     validUntil: l.left ? 0 : l.sentAt + LEASE_TIMING.ttlMs,
     renewAt: l.sentAt + answer.renewInMs,
     view: {
-      roomLeft: answer.roomLeft,
+      freeSlots: answer.freeSlots,
+      freeTokens: answer.freeTokens,
       tokenRate: answer.tokenRate,
       waitingAtOrAbove: answer.waitingAtOrAbove,
       holdMs: answer.holdMs,

@@ -135,8 +135,10 @@ export interface LeaseGrant {
   readonly tokenRate: number;
   /** When to renew next, at the latest (ms after sending). */
   readonly renewInMs: number;
-  /** The object has slots or tokens it could grant at once: worth asking again early. */
-  readonly roomLeft: boolean;
+  /** Slots no holder has, after this grant: an isolate short of a slot may ask again early. */
+  readonly freeSlots: number;
+  /** Whole tokens in the bucket, after this grant: an isolate short of a token may ask again early. */
+  readonly freeTokens: number;
   /** Waiting across all holders, at or above each priority: for the wait estimate of an isolate without slots. */
   readonly waitingAtOrAbove: Readonly<Record<(typeof PRIORITIES)[number], number>>;
   /** Hold time across holders (ms), moving average; null before any was reported. */

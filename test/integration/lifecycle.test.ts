@@ -55,10 +55,7 @@ describe("persistence", () => {
     expect(origin.requests).toHaveLength(2);
   });
 
-  // Known bug (src/lease/edge-lease.ts): a cold lease queues its first request "to ask", and
-  // once the answer shows no token the waiter is not decided again: it waits out its budget
-  // (at least ASK_WAIT_MS) and ends 503 queue_timeout instead of an immediate 429.
-  it.fails("refuses at once with 429 a request whose cold lease the object can give no token", async () => {
+  it("refuses at once with 429 a request whose cold lease the object can give no token", async () => {
     origin = installFakeOrigin();
     const tenant = uniqueTenant("coldrate");
     const key = await createTenant(tenant, { rate: 0.01, burst: 1, maxWaitMs: 100 });

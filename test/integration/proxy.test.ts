@@ -246,10 +246,7 @@ describe("shedding", () => {
     await (await running).text();
   });
 
-  // Known bug (src/lease/edge-lease.ts, worthAsking): while the object's bucket has tokens its
-  // answer says roomLeft, so an isolate short of slots, not tokens, still "asks" and queues every
-  // arrival with no wait estimate; this one waits its 50 ms and ends as queue_timeout.
-  it.fails("refuses at once a request that the busy slots cannot reach within its budget", async () => {
+  it("refuses at once a request that the busy slots cannot reach within its budget", async () => {
     const { held, handler } = slowThenHeld();
     origin = installFakeOrigin(handler);
     const tenant = uniqueTenant("estimate2");

@@ -2,7 +2,7 @@ import { describe, expect, it } from "vitest";
 import { SHED_REASONS } from "../../src/admission/shed-reason";
 import { rateLimitField, rateLimitPolicyField } from "../../src/ratelimit-fields";
 import { pessimisticQuota, shedResponse, shedStatus } from "../../src/signals";
-import type { Quota } from "../../src/tenant/rpc";
+import type { Quota } from "../../src/lease/lease-protocol";
 
 const quota: Quota = {
   rate: 10,
