@@ -326,8 +326,6 @@ function gitHead() {
   }
 }
 
-const ANSI_COLOUR = new RegExp(`${String.fromCharCode(27)}\\[[0-9;]*m`, "g");
-
 /** ERROR lines in a wrangler log (ANSI colours stripped) and the commonest, so a reader sees the guard threw. */
 function errorLines(file) {
   let text;
@@ -336,10 +334,12 @@ function errorLines(file) {
   } catch {
     return { count: 0 };
   }
+  // Defined here, not at the top level: main() runs (top-level await) before later constants exist.
+  const ansiColour = new RegExp(`${String.fromCharCode(27)}\\[[0-9;]*m`, "g");
   const byText = new Map();
   let count = 0;
   for (const raw of text.split("\n")) {
-    const line = raw.replace(ANSI_COLOUR, "");
+    const line = raw.replace(ansiColour, "");
     if (!/\[ERROR\]/.test(line)) continue;
     count++;
     const key = line

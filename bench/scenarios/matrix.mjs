@@ -465,6 +465,8 @@ function worst(cells, value, highest = false) {
   return pick;
 }
 
+const guardSkipped = (c) => Boolean(c.guard?.skipped ?? c.guard?.quiet?.skipped ?? c.guard?.critical?.skipped);
+
 function judge(cells, pass) {
   const load = cells.filter((c) => c.kind === "load");
   const overload = (ms_) => load.filter((c) => ms_.includes(c.multiple));
@@ -473,6 +475,11 @@ function judge(cells, pass) {
   const add = (name, goal, cellsIn, value, describe, test, highest = false) => {
     if (cellsIn.length === 0) {
       out.push(target("matrix", name, goal, "no cell ran", null));
+      return;
+    }
+    // Without the guard (not started, --no-guard) there is nothing to judge: n/a, not missed.
+    if (cellsIn.every(guardSkipped)) {
+      out.push(target("matrix", name, goal, "the guard did not run", null));
       return;
     }
     const w = worst(cellsIn, value, highest);
