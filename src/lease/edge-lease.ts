@@ -351,18 +351,23 @@ function idle(l: EdgeLease, now: number): boolean {
 
 /** Nothing held, nothing wanted, nothing to report: the isolate may forget this lease. */
 export function isDone(l: EdgeLease, now: number): boolean {
+  return !l.renewing && l.queue.length === 0 && inUseTotal(l) === 0 && (l.left || (!holdsOrOwes(l) && idle(l, now)));
+}
+
+/**
+ * Holds slots or tokens, or gave some back or spent some that the object has not heard of: a
+ * lease that returned its last slot still owes the report that hands it on.
+ */
+function holdsOrOwes(l: EdgeLease): boolean {
   return (
-    !l.renewing &&
-    l.queue.length === 0 &&
-    inUseTotal(l) === 0 &&
-    (l.left || (heldSlots(l) === 0 && heldTokens(l) === 0 && idle(l, now)))
+    heldSlots(l) > 0 || heldTokens(l) > 0 || l.slotsReturned > l.slotsReturnedSent || l.tokensSpent > l.tokensSpentSent
   );
 }
 
 /** Whether a renewal should be sent now. */
 export function renewalDue(l: EdgeLease, now: number): boolean {
   if (l.renewing || l.left) return false;
-  const holding = heldSlots(l) > 0 || heldTokens(l) > 0;
+  const holding = holdsOrOwes(l);
   const waiting = l.queue.length > 0;
   if (!holding && !waiting) return false;
   if (idle(l, now)) return true;
@@ -379,7 +384,7 @@ export function nextWakeAt(l: EdgeLease): number | null {
   const times: number[] = [];
   const expiry = earliestExpiry(l.queue);
   if (expiry !== null) times.push(expiry);
-  if (heldSlots(l) > 0 || heldTokens(l) > 0 || l.queue.length > 0) times.push(l.renewAt);
+  if (holdsOrOwes(l) || l.queue.length > 0) times.push(l.renewAt);
   if (inUseTotal(l) === 0 && l.queue.length === 0 && !l.left) times.push(l.lastDemandAt + LEASE_TIMING.idleReturnMs);
   return times.length > 0 ? Math.min(...times) : null;
 }
