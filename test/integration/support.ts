@@ -149,12 +149,15 @@ export function recordingGuard(overrides: Partial<Record<keyof Env, unknown>> = 
  * The tenant objects behind a switch, for `recordingGuard({ TENANT_GUARD: objects.namespace })`:
  * "pass" forwards each lease call to the real object; "freeze" holds every call and every answer
  * until switched back (the object is out of reach, yet nothing fails); "throw" fails every call
- * as a broken object would. `answered` counts the answers delivered. Held calls poll the switch
- * on a timer: the pool turns cross-request promise resolution off.
+ * as a broken object would. `answered` counts the answers delivered, `refused` the calls the
+ * real object threw on, `waitingReports` the reports sent while the isolate had requests queued.
+ * Held calls poll the switch on a timer: the pool turns cross-request promise resolution off.
  */
 export function switchableObjects() {
   let mode: "pass" | "freeze" | "throw" = "pass";
   let answered = 0;
+  let refused = 0;
+  let waitingReports = 0;
   const held = async () => {
     for (let waited = 0; mode === "freeze" && waited < 10_000; waited += 2) await scheduler.wait(2);
   };
@@ -163,7 +166,13 @@ export function switchableObjects() {
       lease: async (report: LeaseReport): Promise<LeaseAnswer> => {
         await held();
         if (mode === "throw") throw new Error("tenant object broke");
-        const answer = await env.TENANT_GUARD.getByName(name).lease(report);
+        if (Object.values(report.waiting).some((n) => n > 0)) waitingReports += 1;
+        const answer = await env.TENANT_GUARD.getByName(name)
+          .lease(report)
+          .catch((error: unknown) => {
+            refused += 1;
+            throw error;
+          });
         await held();
         answered += 1;
         return answer;
@@ -177,6 +186,12 @@ export function switchableObjects() {
     },
     get answered() {
       return answered;
+    },
+    get refused() {
+      return refused;
+    },
+    get waitingReports() {
+      return waitingReports;
     },
   };
 }
