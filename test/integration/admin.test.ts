@@ -1,7 +1,24 @@
-import { describe, expect, it } from "vitest";
+import { afterEach, describe, expect, it } from "vitest";
 import { env } from "cloudflare:workers";
 import { createApp } from "../../src/app";
-import { ADMIN_TOKEN, LIMITS, admin, guardFetch, uniqueTenant } from "./support";
+import { type FakeOrigin, heldResponses, installFakeOrigin } from "./fake-origin";
+import {
+  ADMIN_TOKEN,
+  LIMITS,
+  admin,
+  createTenant,
+  guardFetch,
+  proxied,
+  statsReturned,
+  statsWhen,
+  uniqueTenant,
+} from "./support";
+
+let origin: FakeOrigin | undefined;
+afterEach(() => {
+  origin?.restore();
+  origin = undefined;
+});
 
 /** Every admin route, for the shared security suite. */
 const ROUTES: Array<[string, string, unknown?]> = [
@@ -171,5 +188,30 @@ describe("operations endpoints", () => {
     const metrics = await admin("GET", "/metrics");
     expect(metrics.headers.get("content-type")).toContain("text/plain; version=0.0.4");
     expect(await metrics.text()).toContain(`guard_limit_queue{tenant="${tenant}"} 7`);
+  });
+
+  it("shows the isolates' leases in a tenant's stats and metrics, as they last reported", async () => {
+    const held = heldResponses();
+    origin = installFakeOrigin(held.handler);
+    const tenant = uniqueTenant("leasestats");
+    const key = await createTenant(tenant, { maxInFlight: 3 });
+    const running = proxied(key);
+    await statsWhen(tenant, (s) => s.state.inFlight === 1);
+    const view = (await (await admin("GET", `/tenants/${tenant}`)).json()) as {
+      state: { inFlight: number; leases: { holders: number; slots: number } };
+      counters: { admitted: number; calls: { lease: number } };
+    };
+    // This isolate, alone, holds the whole limit: one slot in use, two free for its next waiters.
+    expect(view.state).toMatchObject({ inFlight: 1, leases: { holders: 1, slots: 3 } });
+    expect(view.counters.admitted).toBe(1);
+    expect(view.counters.calls.lease).toBeGreaterThanOrEqual(1);
+    const metrics = await (await admin("GET", "/metrics")).text();
+    expect(metrics).toContain(`guard_lease_holders{tenant="${tenant}"} 1`);
+    expect(metrics).toContain(`guard_leased_slots{tenant="${tenant}"} 3`);
+    expect(metrics).toMatch(new RegExp(`guard_object_calls_total\\{tenant="${tenant}",call="lease"\\} [1-9]`));
+    held.releaseNext();
+    await (await running).text();
+    // Given back once idle: nothing is out at any isolate.
+    expect((await statsReturned(tenant)).state.leases).toEqual({ holders: 0, slots: 0, tokens: 0 });
   });
 });
