@@ -18,6 +18,8 @@ import {
   drainMs,
   finish,
   freeSlot,
+  heldSlots,
+  heldTokens,
   isValid,
   newEdgeLease,
   nextWakeAt,
@@ -356,6 +358,12 @@ export class TenantLeases {
       ports.wait(Math.max(1, at - ports.now())).then(() => {
         this.pump(holder, ports, ports.now());
         this.kick(holder, ports);
+        // Woken for something else (a waiter's expiry before the renewal was due): without
+        // re-arming, the chain would end here and a lease whose requests run on would not renew
+        // again until one of them ends, leaving the object's view stale (seen: a queue_timeout
+        // never reported while the slot's request ran). A renewal started above re-arms itself.
+        const l = holder.lease;
+        if (heldSlots(l) > 0 || heldTokens(l) > 0 || l.queue.length > 0) this.heartbeat(holder, ports);
       }),
     );
   }

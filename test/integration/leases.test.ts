@@ -116,6 +116,23 @@ describe("the tenant's lease at the edge", () => {
     expectReconciled(s);
   });
 
+  it("reports a waiter's timeout with the next renewal while a long request still holds the slot", async () => {
+    const held = heldResponses();
+    origin = installFakeOrigin(held.handler);
+    const tenant = uniqueTenant("quiet");
+    const key = await createTenant(tenant, { maxInFlight: 1, maxQueue: 2, maxWaitMs: 300 });
+    const running = proxied(key);
+    await until(() => held.waiting === 1);
+    const timedOut = await proxied(key);
+    expect(((await timedOut.json()) as { reason: string }).reason).toBe("queue_timeout");
+    // No request arrives now: only the lease's own heartbeat can carry the shed to the object.
+    const s = await statsWhen(tenant, (x) => x.counters.shedByReason.queue_timeout === 1);
+    expect(s.counters).toMatchObject({ arrived: 2, admitted: 1, shed: 1 });
+    expect(s.state).toMatchObject({ inFlight: 1, queued: 0 });
+    held.releaseNext();
+    await (await running).text();
+  });
+
   it("keeps renewing while short-budget requests wait under a fractional hold average", async () => {
     const held = heldResponses();
     origin = installFakeOrigin(async (request) => {
