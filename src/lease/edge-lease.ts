@@ -367,10 +367,12 @@ function holdsOrOwes(l: EdgeLease): boolean {
 /** Whether a renewal should be sent now. */
 export function renewalDue(l: EdgeLease, now: number): boolean {
   if (l.renewing || l.left) return false;
+  // Idle, it leaves even holding nothing: its object forgets it now, and the next arrival starts a
+  // new lease, instead of resuming one the object may have reclaimed meanwhile (see applyReport).
+  if (idle(l, now) && l.seq >= 0) return true;
   const holding = holdsOrOwes(l);
   const waiting = l.queue.length > 0;
   if (!holding && !waiting) return false;
-  if (idle(l, now)) return true;
   if (l.failedAt !== null && now - l.failedAt < RENEW_RETRY_MS) return false;
   if (waiting && !isValid(l, now)) return true;
   const gapOk = now - l.sentAt >= LEASE_TIMING.minGapMs;
@@ -441,8 +443,31 @@ export function startRenewal(
   };
 }
 
+/**
+ * Grants the object has forgotten: its cumulative numbers never shrink while it knows this holder,
+ * so smaller ones mean it reclaimed the lease (the isolate could not reach it for longer than
+ * ttl + cover + grace) and gave what it held to others. The lease starts over from the object's
+ * new record: it keeps only slots for requests still in use, out of what that record granted, and
+ * reports the rest returned; its old tokens are gone.
+ */
+function startOver(l: EdgeLease, answer: LeaseGrant): EdgeLease {
+  const keep = Math.min(inUseTotal(l), answer.slotsGranted);
+  return {
+    ...l,
+    slotsGranted: answer.slotsGranted,
+    slotsReturned: answer.slotsGranted - keep,
+    slotsReturnedSent: 0,
+    tokensGranted: answer.tokensGranted,
+    tokensSpent: 0,
+    tokensSpentSent: 0,
+    tokensReturned: answer.tokensGranted,
+  };
+}
+
 /** Takes in the object's answer to the report sent at `l.sentAt`. Run `pump` after it. */
-export function applyAnswer(l: EdgeLease, answer: LeaseGrant): EdgeLease {
+export function applyAnswer(l0: EdgeLease, answer: LeaseGrant): EdgeLease {
+  const forgotten = answer.slotsGranted < l0.slotsGranted || answer.tokensGranted < l0.tokensGranted;
+  const l = forgotten ? startOver(l0, answer) : l0;
   return {
     ...l,
     renewing: false,

@@ -106,7 +106,12 @@ export type ApplyResult =
 /**
  * Takes in what a holder reports. Cumulative numbers only move forward and are clamped to what
  * was granted, so a confused or hostile report can give back more than it holds but never
- * conjure capacity. A leaving holder that has settled everything is forgotten.
+ * conjure capacity. A leaving holder settles everything and is forgotten: it returned all it saw
+ * granted, and anything else was granted in an answer it never received, so it cannot be in use.
+ *
+ * A holder first heard of in the middle of its reports (seq > 0) is taken in without a valid
+ * lease, so it is granted nothing until its next report: it lost its first report, or it is a
+ * late report of a holder that left or was reclaimed, whose grants would go to nobody.
  */
 export function applyReport(book: LeaseBook, limits: AdmissionLimits, report: LeaseReport, now: number): ApplyResult {
   const index = book.holders.findIndex((h) => h.id === report.holder);
@@ -115,16 +120,18 @@ export function applyReport(book: LeaseBook, limits: AdmissionLimits, report: Le
   if (report.seq <= before.seq) return { kind: "stale", book };
 
   const current = refilled(book, limits, now);
-  const slotsReturned = Math.min(before.slotsGranted, Math.max(before.slotsReturned, report.slotsReturned));
+  const slotsReturned = report.leaving
+    ? before.slotsGranted
+    : Math.min(before.slotsGranted, Math.max(before.slotsReturned, report.slotsReturned));
   const tokensSpent = Math.min(
     before.tokensGranted - before.tokensReturned,
     Math.max(before.tokensSpent, report.tokensSpent),
   );
-  const tokensReturned = Math.min(
-    before.tokensGranted - tokensSpent,
-    Math.max(before.tokensReturned, report.tokensReturned),
-  );
+  const tokensReturned = report.leaving
+    ? before.tokensGranted - tokensSpent
+    : Math.min(before.tokensGranted - tokensSpent, Math.max(before.tokensReturned, report.tokensReturned));
   const validUntil = now + LEASE_TIMING.ttlMs;
+  const inactive = report.leaving || (index < 0 && report.seq > 0);
   const after: HolderLease = {
     ...before,
     seq: report.seq,
@@ -132,11 +139,11 @@ export function applyReport(book: LeaseBook, limits: AdmissionLimits, report: Le
     tokensSpent,
     tokensReturned,
     inUse: report.inUse,
-    waiting: report.leaving ? countByPriority() : report.waiting,
-    wantTokens: report.leaving ? 0 : report.wantTokens,
+    waiting: inactive ? countByPriority() : report.waiting,
+    wantTokens: inactive ? 0 : report.wantTokens,
     holdMs: report.holdMs,
     tally: report.tally,
-    validUntil: report.leaving ? now : validUntil,
+    validUntil: inactive ? now : validUntil,
     reclaimAt: validUntil + report.coverMs + LEASE_TIMING.graceMs,
   };
   const settled = slotsHeld(after) === 0 && tokensHeld(after) === 0;
@@ -191,7 +198,10 @@ export function grant(
   let current = refilled(book, limits, now);
   const index = current.holders.findIndex((h) => h.id === holderId);
   const holder = current.holders[index];
-  if (!holder) return { book: current, answer: answerFor(current, limits, null, 0, 0), granted: false };
+  // Nothing for a holder without a valid lease (see applyReport): it would go to nobody.
+  if (!holder || holder.validUntil <= now) {
+    return { book: current, answer: answerFor(current, limits, holder ?? null, 0, 0), granted: false };
+  }
 
   const active = current.holders.filter((h) => h.validUntil > now || h.id === holderId);
   const ordered = [holder, ...active.filter((h) => h.id !== holderId)];
