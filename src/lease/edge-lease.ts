@@ -377,7 +377,8 @@ export function renewalDue(l: EdgeLease, now: number): boolean {
   if (waiting && !isValid(l, now)) return true;
   const gapOk = now - l.sentAt >= LEASE_TIMING.minGapMs;
   if (waiting && worthAsking(l, now) && gapOk) return true;
-  if (l.slotsReturned > l.slotsReturnedSent && gapOk) return true;
+  // A slot given back goes at once: another isolate waits for it (that is why the target fell).
+  if (l.slotsReturned > l.slotsReturnedSent) return true;
   return now >= l.renewAt;
 }
 

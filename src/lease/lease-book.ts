@@ -204,8 +204,10 @@ export function grant(
   }
 
   const active = current.holders.filter((h) => h.validUntil > now || h.id === holderId);
-  const ordered = [holder, ...active.filter((h) => h.id !== holderId)];
-  const [target = 0] = slotTargets(ordered, limits.maxInFlight);
+  // Every holder's target from the same order (the book's), so the targets add up to the limit:
+  // were the asker first, each would take the spare's remainder and keep it, while another
+  // holder's demand went unmet.
+  const target = slotTargets(active, limits.maxInFlight)[active.indexOf(holder)] ?? 0;
   const free = Math.max(0, limits.maxInFlight - slotsOut(current));
   const slots = Math.max(0, Math.min(target - slotsHeld(holder), free));
 
@@ -224,10 +226,14 @@ export function grant(
     bucket: { ...current.bucket, tokens: current.bucket.tokens - tokens },
     holders: current.holders.map((h, i) => (i === index ? updated : h)),
   };
-  // Renew faster only when another holder's demand is unmet: then this holder may have to give
-  // slots up, and should hear so soon. A lone holder under load has nobody to give them to.
+  // Renew faster only when demand is unmet and capacity can move: another holder's (this one may
+  // have to give slots up, and should hear so soon), or this one's while its target is above what
+  // it holds (slots others give back come to it on its next renewal). A lone holder under load
+  // has nobody to give slots to nor take them from.
   const others = active.filter((h) => h.id !== holderId);
+  const waitsForSlots = demandOf(holder) > slotsHeld(updated) && slotsHeld(updated) < target;
   const contended =
+    waitsForSlots ||
     others.some((h) => demandOf(h) > slotsHeld(h)) ||
     (others.some((h) => wantedTokens(h) > 0) && current.bucket.tokens < 1);
   return {

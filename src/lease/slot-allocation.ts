@@ -5,8 +5,9 @@
  * is filled from the highest priority down: all critical demand first, across holders, then
  * high, and so on; within the class where the limit runs out, holders get shares in proportion
  * to their demand (largest remainder, ties to the earlier holder). What is left after all demand
- * is spare, split evenly, the first holder (the one asking) taking the remainder, so a lone
- * isolate ends up holding the whole limit and admits without asking.
+ * is spare, split evenly, the first holders taking the remainder, so a lone isolate ends up
+ * holding the whole limit and admits without asking. The targets add up to the limit; the lease
+ * book passes holders in one stable order, so the targets it tells them add up too.
  *
  * A target below what a holder has in use is not a revocation: in-use slots are never taken
  * back. The holder returns slots as they free until it is down to its target, which is how
