@@ -184,23 +184,31 @@ export function earliestReclaim(book: LeaseBook): number | null {
 const wantedTokens = (h: HolderLease) => Math.max(0, h.wantTokens - tokensHeld(h));
 const demandOf = (h: HolderLease) => total(h.inUse) + total(h.waiting);
 
+export interface GrantResult {
+  readonly book: LeaseBook;
+  readonly answer: LeaseGrant;
+  /** Slots or tokens were granted: the book changed and must be kept before the answer goes. */
+  readonly granted: boolean;
+  /**
+   * Nothing granted and nothing to give back: the object may hold this answer a while (long poll)
+   * for capacity to free. An answer that lowers the holder's target below what it holds must go
+   * at once, or the slots another holder waits for stay where they are until the poll ends.
+   */
+  readonly holdable: boolean;
+}
+
 /**
  * Grants the holder what its target allows and what is free: slots by priority and demand across
  * holders (see slot-allocation.ts), tokens in proportion to what each holder still wants. Answers
  * with the cumulative grants and the numbers the isolate decides with until its next renewal.
  */
-export function grant(
-  book: LeaseBook,
-  limits: AdmissionLimits,
-  holderId: string,
-  now: number,
-): { readonly book: LeaseBook; readonly answer: LeaseGrant; readonly granted: boolean } {
+export function grant(book: LeaseBook, limits: AdmissionLimits, holderId: string, now: number): GrantResult {
   let current = refilled(book, limits, now);
   const index = current.holders.findIndex((h) => h.id === holderId);
   const holder = current.holders[index];
   // Nothing for a holder without a valid lease (see applyReport): it would go to nobody.
   if (!holder || holder.validUntil <= now) {
-    return { book: current, answer: answerFor(current, limits, holder ?? null, 0, 0), granted: false };
+    return { book: current, answer: answerFor(current, limits, holder ?? null, 0, 0), granted: false, holdable: false };
   }
 
   const active = current.holders.filter((h) => h.validUntil > now || h.id === holderId);
@@ -240,6 +248,7 @@ export function grant(
     book: current,
     answer: answerFor(current, limits, updated, target, contended ? 1 : 0),
     granted: slots > 0 || tokens > 0,
+    holdable: slots === 0 && tokens === 0 && target >= slotsHeld(updated),
   };
 }
 

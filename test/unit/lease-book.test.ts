@@ -72,7 +72,12 @@ describe("lease book: grants", () => {
     expect(low.answer).toMatchObject({ slotsGranted: 4, targetSlots: 4 });
     const critical = renew(low.book, report(A, 0, { waiting: counts({ critical: 2 }), wantTokens: 2 }), T0 + 1);
     // Its target is its whole critical demand; nothing is free yet, in-use slots are never revoked.
-    expect(critical.answer).toMatchObject({ targetSlots: 2, slotsGranted: 0 });
+    // It renews sooner, to collect the slots the other holder gives back.
+    expect(critical.answer).toMatchObject({
+      targetSlots: 2,
+      slotsGranted: 0,
+      renewInMs: LEASE_TIMING.contendedRenewMs,
+    });
     const told = renew(critical.book, report(B, 1, { inUse: counts({ low: 4 }), wantTokens: 4 }), T0 + 2);
     expect(told.answer).toMatchObject({ targetSlots: 2, renewInMs: LEASE_TIMING.contendedRenewMs });
     const returned = renew(
@@ -83,6 +88,18 @@ describe("lease book: grants", () => {
     expect(slotsHeld(find(returned.book, B))).toBe(2);
     const handedOn = renew(returned.book, report(A, 1, { waiting: counts({ critical: 2 }), wantTokens: 2 }), T0 + 60);
     expect(handedOn.answer).toMatchObject({ slotsGranted: 2, targetSlots: 2 });
+  });
+
+  it("calls an answer holdable (long poll) only when it grants nothing and takes nothing back", () => {
+    const low = renew(emptyBook(LIMITS, T0), report(B, 0, { waiting: counts({ low: 4 }), wantTokens: 4 }), T0);
+    expect(low.granted).toBe(true);
+    const waiting = renew(low.book, report(A, 0, { waiting: counts({ low: 1 }) }), T0 + 1);
+    expect(waiting).toMatchObject({ granted: false, holdable: true });
+    // A critical waiter elsewhere lowers B's target below what it holds: B must hear it at once.
+    const critical = renew(waiting.book, report(A, 1, { waiting: counts({ critical: 2 }) }), T0 + 2);
+    const told = renew(critical.book, report(B, 1, { inUse: counts({ low: 4 }), waiting: counts({ low: 2 }) }), T0 + 3);
+    expect(told.answer.targetSlots).toBe(2);
+    expect(told).toMatchObject({ granted: false, holdable: false });
   });
 
   it("renews a holder sooner only while another holder's demand is unmet", () => {

@@ -41,8 +41,7 @@ export function report(id: string, seq: number, over: Partial<LeaseReport> = {})
 /** The object's `lease` call without the shell: apply the report, then grant. */
 export function renew(book: LeaseBook, r: LeaseReport, now: number, limits: AdmissionLimits = LIMITS) {
   const applied = applyReport(book, limits, r, now);
-  const granted = grant(applied.book, limits, r.holder, now);
-  return { applied, book: granted.book, answer: granted.answer, granted: granted.granted };
+  return { applied, ...grant(applied.book, limits, r.holder, now) };
 }
 
 /** The answer a lone holder gets for `over`, from a real book: for edge specifications. */

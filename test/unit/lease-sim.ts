@@ -40,7 +40,8 @@ import { type LeaseGrant, type LeaseReport, leaseReportSchema } from "../../src/
  *
  * Like the shell, an isolate pumps and sends a due renewal on each arrival, release and answer,
  * and at the lease's `nextWakeAt`; the object reclaims before each report, grants after it, and
- * (with `longPoll`) holds a renewal it could grant nothing to until capacity frees or its wait ends.
+ * (with `longPoll`) holds a renewal the book calls holdable (nothing granted, nothing to give
+ * back) until capacity frees or its wait ends.
  */
 
 /** What the network does with one renewal: each renewal takes the next fate, round robin. */
@@ -481,7 +482,7 @@ export class LeaseSim {
     const waiting = PRIORITIES.reduce((n, p) => n + report.waiting[p], 0);
     const answerNow =
       !this.options.longPoll ||
-      result.granted ||
+      !result.holdable ||
       report.leaving ||
       report.waitMs === 0 ||
       waiting === 0 ||
@@ -504,7 +505,7 @@ export class LeaseSim {
     const order = [...this.pending.entries()].sort((a, b) => b[1].priority - a[1].priority);
     for (const [holder, waiting] of order) {
       const result = grant(this.book, this.limits, holder, this.now);
-      if (!result.granted && waiting.until > this.now) continue;
+      if (result.holdable && waiting.until > this.now) continue;
       this.book = result.book;
       this.pending.delete(holder);
       this.respond(waiting.call, result.answer, waiting.lost);
