@@ -5,7 +5,8 @@ import { FULL_BEHAVIOURS } from "../../src/admission/limits";
 import { PRIORITIES } from "../../src/admission/priority";
 import { heldSlots, heldTokens, inUseTotal } from "../../src/lease/edge-lease";
 import { LEASE_TIMING } from "../../src/lease/lease-protocol";
-import { slotsOut, tokensOut } from "../../src/lease/lease-book";
+import { emptyBook, slotsOut, tokensOut } from "../../src/lease/lease-book";
+import { A, B, counts, renew, report } from "./lease-fixtures";
 import { type Fate, LeaseSim, SIM_T0, type SimArrival, type SimOptions } from "./lease-sim";
 import { PROPERTY_RUNS, PROPERTY_TIMEOUT_MS } from "./property-runs";
 
@@ -287,6 +288,97 @@ describe("the lease protocol on a lossless network, in a steady state", () => {
           steps.push({ kind: "advance", ms: STEADY_MS - at });
           run(options, steps, strandingWatch());
         }),
+        { numRuns: SIM_RUNS },
+      );
+    },
+    SIM_TIMEOUT_MS,
+  );
+});
+
+describe("the lease protocol protects the higher priority", () => {
+  it(
+    "(f) tells an isolate with critical waiters a target covering them while all critical demand fits",
+    () => {
+      fc.assert(
+        fc.property(
+          fc.integer({ min: 1, max: 8 }),
+          fc.integer({ min: 0, max: 8 }),
+          fc.integer({ min: 0, max: 8 }),
+          fc.integer({ min: 0, max: 16 }),
+          fc.boolean(),
+          (maxInFlight, criticalWaiting, lowInUse, lowWaiting, lowFirst) => {
+            fc.pre(criticalWaiting <= maxInFlight);
+            const limits = { rate: 100, burst: 100, maxInFlight, maxQueue: 16, maxWaitMs: 1_000 };
+            const low = report(B, 0, {
+              inUse: counts({ low: Math.min(lowInUse, maxInFlight) }),
+              waiting: counts({ low: lowWaiting }),
+            });
+            const critical = report(A, 0, { waiting: counts({ critical: criticalWaiting }) });
+            const [first, second] = lowFirst ? [low, critical] : [critical, low];
+            let book = renew(emptyBook(limits, SIM_T0), first, SIM_T0, limits).book;
+            book = renew(book, second, SIM_T0 + 1, limits).book;
+            const again = renew(book, { ...critical, seq: 1 }, SIM_T0 + 2, limits);
+            expect(again.answer.targetSlots).toBeGreaterThanOrEqual(criticalWaiting);
+          },
+        ),
+        { numRuns: PROPERTY_RUNS },
+      );
+    },
+    PROPERTY_TIMEOUT_MS,
+  );
+
+  it(
+    "(f) admits critical requests beside a low flood at another isolate within the low work's hold plus a lease period",
+    () => {
+      fc.assert(
+        fc.property(
+          fc.integer({ min: 1, max: 4 }),
+          fc.integer({ min: 1, max: 200 }),
+          fc.integer({ min: 0, max: 10 }),
+          (maxInFlight, lowServiceMs, extraLow) => {
+            const sim = new LeaseSim({
+              limits: { rate: 1_000, burst: 1_000, maxInFlight, maxQueue: 16, maxWaitMs: 3_000 },
+              edges: 2,
+              coverMs: COVER_MS,
+              fates: [{ kind: "ok", outMs: 2, backMs: 2, lagMs: 0 }],
+              longPoll: true,
+              failAfterMs: 5_000,
+            });
+            const loop = { thinkMs: 0, untilMs: STEADY_MS };
+            // Isolate 1 floods with low work; isolate 0 sends critical requests, at most maxInFlight at once.
+            for (let i = 0; i < maxInFlight + extraLow; i += 1) {
+              sim.arrive({
+                edge: 1,
+                priority: "low",
+                budgetMs: 3_000,
+                fullBehaviour: "evict-lowest",
+                serviceMs: lowServiceMs,
+                outcome: "completed",
+                closedLoop: loop,
+              });
+            }
+            sim.advance(WARM_UP_MS);
+            for (let i = 0; i < maxInFlight; i += 1) {
+              sim.arrive({
+                edge: 0,
+                priority: "critical",
+                budgetMs: 3_000,
+                fullBehaviour: "evict-lowest",
+                serviceMs: 50,
+                outcome: "completed",
+                closedLoop: loop,
+              });
+            }
+            sim.advance(STEADY_MS - WARM_UP_MS);
+            sim.drain();
+            const critical = [...sim.requests.values()].filter((r) => r.priority === "critical");
+            for (const r of critical) {
+              const answer = r.answers[0];
+              expect(answer?.kind, `${r.id} at ${r.arrivedAt - SIM_T0}`).toBe("admit");
+              expect((answer?.at ?? 0) - r.arrivedAt).toBeLessThanOrEqual(lowServiceMs + STRANDING_BOUND_MS);
+            }
+          },
+        ),
         { numRuns: SIM_RUNS },
       );
     },
