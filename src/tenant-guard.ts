@@ -96,7 +96,7 @@ export class TenantGuard extends DurableObject<Env> {
     else this.timers.markDirty();
     this.servePending(limits, now);
     const waiting = PRIORITIES.reduce((n, p) => n + report.waiting[p], 0);
-    if (result.granted || report.leaving || report.waitMs === 0 || waiting === 0 || applied.kind === "full") {
+    if (!result.holdable || report.leaving || report.waitMs === 0 || waiting === 0 || applied.kind === "full") {
       return result.answer;
     }
     const priority = Math.max(...PRIORITIES.map((p, rank) => (report.waiting[p] > 0 ? rank : -1)));
@@ -111,7 +111,8 @@ export class TenantGuard extends DurableObject<Env> {
     const order = [...this.pending.entries()].sort((a, b) => b[1].priority - a[1].priority);
     for (const [holder, waiting] of order) {
       const result = grant(this.book ?? emptyBook(limits, now), limits, holder, now);
-      if (!result.granted && waiting.until > now) continue;
+      // Still nothing to grant or to take back: it may wait on (see grant's `holdable`).
+      if (result.holdable && waiting.until > now) continue;
       this.book = result.book;
       this.pending.delete(holder);
       if (result.granted) this.flush();

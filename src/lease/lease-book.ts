@@ -119,7 +119,7 @@ export function applyReport(book: LeaseBook, limits: AdmissionLimits, report: Le
   const before = index < 0 ? newHolder(report.holder) : (book.holders[index] as HolderLease);
   if (report.seq <= before.seq) return { kind: "stale", book };
 
-  const current = refilled(book, limits, now);
+  const current = book;
   const slotsReturned = report.leaving
     ? before.slotsGranted
     : Math.min(before.slotsGranted, Math.max(before.slotsReturned, report.slotsReturned));
@@ -155,7 +155,11 @@ export function applyReport(book: LeaseBook, limits: AdmissionLimits, report: Le
         : current.holders.map((h, i) => (i === index ? after : h));
   // Unspent tokens come home, never above what the bucket may hold beside those still out.
   const back = after.tokensReturned - before.tokensReturned;
-  let next: LeaseBook = { ...current, holders };
+  // Refilled after the spending is known: the tokens a holder spent since its last report stop
+  // counting against the burst for the whole interval. Refilling first held the bucket to burst
+  // minus tokens already spent, so a lone holder got burst/2 per renewal (the multi-isolate run:
+  // rate 40/s, burst 8 served 16/s). The bucket and what is out still never exceed the burst.
+  let next: LeaseBook = refilled({ ...current, holders }, limits, now);
   next = {
     ...next,
     bucket: { ...next.bucket, tokens: Math.min(bucketCapacity(next, limits), next.bucket.tokens + back) },

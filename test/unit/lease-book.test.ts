@@ -143,14 +143,15 @@ describe("lease book: the token bucket", () => {
     expect(quotaOf(later.book, LIMITS).tokens).toBe(20);
   });
 
-  it("refills only the room that spending made, at the rate: burst + rate x window at most", () => {
+  it("refills the room that spending made since the last report, at the rate, never past the burst", () => {
     const all = renew(emptyBook(LIMITS, T0), report(A, 0, { wantTokens: 20 }), T0);
-    const spent = renew(all.book, report(A, 1, { tokensSpent: 5, wantTokens: 0 }), T0 + 1_000);
-    expect(spent.book.bucket.tokens).toBe(0);
-    // 5 tokens of room; at 10/s the bucket has them back half a second later, and no more after.
-    const half = renew(spent.book, report(A, 2, { tokensSpent: 5 }), T0 + 1_250);
-    expect(half.book.bucket.tokens).toBeCloseTo(2.5);
-    const full = renew(half.book, report(A, 3, { tokensSpent: 5 }), T0 + 5_000);
+    expect(all.book.bucket.tokens).toBe(0);
+    // 5 spent some time in the last 200 ms: their room refills over that interval at 10/s (2 tokens).
+    const spent = renew(all.book, report(A, 1, { tokensSpent: 5, wantTokens: 0 }), T0 + 200);
+    expect(spent.book.bucket.tokens).toBeCloseTo(2);
+    const later = renew(spent.book, report(A, 2, { tokensSpent: 5 }), T0 + 450);
+    expect(later.book.bucket.tokens).toBeCloseTo(4.5);
+    const full = renew(later.book, report(A, 3, { tokensSpent: 5 }), T0 + 5_000);
     expect(full.book.bucket.tokens).toBe(5);
     expect(full.book.bucket.tokens + tokensOut(full.book)).toBe(LIMITS.burst);
   });
@@ -228,7 +229,8 @@ describe("lease book: cumulative reports", () => {
       T0 + 10,
     );
     expect(left.book.holders).toEqual([]);
-    expect(left.book.bucket.tokens).toBe(18);
+    // 15 in the bucket, 3 back, and the 2 spent tokens' room refilling for 10 ms at 10/s.
+    expect(left.book.bucket.tokens).toBeCloseTo(18.1);
   });
 
   it("takes back, from a leaving holder, what it was granted in an answer it never received", () => {
