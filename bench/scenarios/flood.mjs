@@ -92,33 +92,26 @@ export async function run(lab) {
 }
 
 /**
- * A's Durable Object calls per request, split between admitted and shed requests. Every `admit`
- * call ends in an admission or a shed by the object (or is still queued), so: an admitted request
- * costs its admit call (none when admitted on an isolate's credit), its release, and its share of
- * credit returns; a shed request costs its admit call when the object decided it, nothing when an
- * isolate did, plus its share of the batched `reportSheds` calls.
+ * A's Durable Object calls per arrival: with leases every call is a renewal (`calls.lease`), shared
+ * by all the requests the isolate decided in between, so there is no per-admission split.
  */
 function objectCalls(stats) {
   const c = stats?.counters;
   if (!c) return { error: stats?.error ?? "no counters" };
-  const byObjectAdmits = c.admitted - c.admittedOnCredit;
-  const byObjectSheds = c.shed - c.shedAtEdge;
+  const calls = Object.values(c.calls ?? {}).reduce((n, v) => n + v, 0);
   return {
     raw: {
       arrived: c.arrived,
       admitted: c.admitted,
       shed: c.shed,
       shedAtEdge: c.shedAtEdge,
-      admittedOnCredit: c.admittedOnCredit,
       released: c.released,
       calls: c.calls,
       shedByReason: nonZero(c.shedByReason),
     },
-    perAdmitted: (byObjectAdmits + c.calls.release + c.calls.returnCredit) / c.admitted,
-    perShed: (byObjectSheds + c.calls.reportSheds) / c.shed,
-    localShedShare: c.shedAtEdge / c.shed,
-    // Should be 0 (or the few still queued): admit calls the split above does not account for.
-    admitCallsUnaccounted: c.calls.admit - byObjectAdmits - byObjectSheds,
+    perArrival: calls / Math.max(1, c.arrived),
+    calls,
+    localShedShare: c.shedAtEdge / Math.max(1, c.shed),
   };
 }
 
@@ -162,9 +155,8 @@ function notes(sa, sb, alone, bRatio, calls, cpu) {
     out.push(`A's counters could not be read: ${calls.error}`);
   } else {
     out.push(
-      `A's object calls per admitted request ${calls.perAdmitted.toFixed(2)}, per shed request ${calls.perShed.toFixed(3)} ` +
-        `(${calls.raw.shed - calls.raw.shedAtEdge} shed by the object + ${calls.raw.calls.reportSheds} reportSheds calls, over ${calls.raw.shed} shed); ` +
-        `sheds decided at the edge ${pct(calls.localShedShare)}; admit calls not accounted for ${calls.admitCallsUnaccounted}`,
+      `A's object calls per arrival ${calls.perArrival.toFixed(3)} (${calls.calls} lease calls over ${calls.raw.arrived} arrivals); ` +
+        `sheds decided at the edge ${pct(calls.localShedShare)}`,
       `A's counters: ${JSON.stringify(calls.raw)}`,
     );
     if (calls.raw.shed !== sa.shed)

@@ -118,7 +118,7 @@ const TENANT_FAMILIES: readonly Family<TenantOverview>[] = [
   {
     name: "guard_leases_reaped_total",
     type: "counter",
-    help: "Slots reclaimed because their holder never released them.",
+    help: "Admissions never reported released, taken back with the lease of an isolate that stopped renewing.",
     samples: (t) => one(t.counters.reaped),
   },
   {

@@ -25,7 +25,7 @@ export interface Counters {
   readonly notForwarded: number;
   /** Of `shed`, how many an isolate decided on its lease without waiting for an object call. */
   readonly shedAtEdge: number;
-  /** Leases the object took back because their isolate stopped renewing (their slots are in `reaped`). */
+  /** Leases the object took back because their isolate stopped renewing (their unreleased admissions are in `reaped`). */
   readonly holdersReaped: number;
   /** Calls the object served on the request path, by kind: its load, per request. */
   readonly calls: Readonly<Record<ObjectCall, number>>;
