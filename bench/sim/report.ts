@@ -2,8 +2,20 @@
 import { ADMISSION_SHED_REASONS } from "../../src/admission/shed-reason";
 import { LEASE_TIMING } from "../../src/lease/lease-protocol";
 import { slotsOut, tokensOut } from "../../src/lease/lease-book";
+import type { Probe } from "./probes";
 import type { Built, Cell, Layout, Phase } from "./scenario";
-import { type Lt, SHED_KINDS, SLOT_STATES, type ShedKind, type SlotState, TOKEN_STATES, type TenantRun, type TokenState } from "./world";
+
+const cellLimit = (c: { readonly flood: { readonly maxInFlightLimit: number } }) => c.flood.maxInFlightLimit;
+import {
+  type Lt,
+  SHED_KINDS,
+  SLOT_STATES,
+  type ShedKind,
+  type SlotState,
+  TOKEN_STATES,
+  type TenantRun,
+  type TokenState,
+} from "./world";
 
 const round = (x: number, digits = 1) => (Number.isFinite(x) ? Math.round(x * 10 ** digits) / 10 ** digits : x);
 const sumOf = (xs: Iterable<number>) => {
@@ -45,7 +57,13 @@ export interface PhaseFigures {
   readonly bucketMean: number;
   readonly objectCallsPerS: number;
   readonly objectCallsPerArrival: number;
-  readonly perIsolateCallsPerS: { readonly isolates: number; readonly p50: number; readonly p90: number; readonly max: number; readonly maxKey: string };
+  readonly perIsolateCallsPerS: {
+    readonly isolates: number;
+    readonly p50: number;
+    readonly p90: number;
+    readonly max: number;
+    readonly maxKey: string;
+  };
   readonly waitMs: { readonly p50: number; readonly p99: number; readonly max: number };
   readonly admittedAfterAsking: number;
   readonly sheds: Record<ShedKind, number>;
@@ -54,7 +72,13 @@ export interface PhaseFigures {
   readonly shedAfterWaitShare: number;
 }
 
-function phaseFigures(tenant: TenantRun, phases: readonly Phase[], index: number, binMs: number, capacityPerS: number | null): PhaseFigures {
+function phaseFigures(
+  tenant: TenantRun,
+  phases: readonly Phase[],
+  index: number,
+  binMs: number,
+  capacityPerS: number | null,
+): PhaseFigures {
   const phase = phases[index] as Phase;
   const seconds = (phase.to - phase.from) / 1000;
   const settle = index === phases.length - 1 ? 0 : Math.min(2_000, (phase.to - phase.from) / 4);
@@ -91,10 +115,16 @@ function phaseFigures(tenant: TenantRun, phases: readonly Phase[], index: number
     },
     slotsOutMean: round(sumOf(tenant.binSlotsOut.slice(fromBin, toBin)) / Math.max(1, toBin - fromBin)),
     slotStates: Object.fromEntries(
-      SLOT_STATES.map((k) => [k, round(sumOf(tenant.binSlotStates[k].slice(fromBin, toBin)) / Math.max(1, toBin - fromBin))]),
+      SLOT_STATES.map((k) => [
+        k,
+        round(sumOf(tenant.binSlotStates[k].slice(fromBin, toBin)) / Math.max(1, toBin - fromBin)),
+      ]),
     ) as Record<SlotState, number>,
     tokenStates: Object.fromEntries(
-      TOKEN_STATES.map((k) => [k, round(sumOf(tenant.binTokenStates[k].slice(fromBin, toBin)) / Math.max(1, toBin - fromBin))]),
+      TOKEN_STATES.map((k) => [
+        k,
+        round(sumOf(tenant.binTokenStates[k].slice(fromBin, toBin)) / Math.max(1, toBin - fromBin)),
+      ]),
     ) as Record<TokenState, number>,
     slotsGrantedPerS: round(windowS > 0 ? sumOf(tenant.binGrantedSlots.slice(fromBin, toBin)) / windowS : 0),
     bucketMean: round(sumOf(tenant.binBucket.slice(fromBin, toBin)) / Math.max(1, toBin - fromBin)),
@@ -102,17 +132,34 @@ function phaseFigures(tenant: TenantRun, phases: readonly Phase[], index: number
     objectCallsPerArrival: arrivals > 0 ? round(calls / arrivals, 4) : Number.NaN,
     perIsolateCallsPerS: {
       isolates: perLt.length,
-      p50: round(quantile(perLt.map((x) => x.perS), 0.5)),
-      p90: round(quantile(perLt.map((x) => x.perS), 0.9)),
+      p50: round(
+        quantile(
+          perLt.map((x) => x.perS),
+          0.5,
+        ),
+      ),
+      p90: round(
+        quantile(
+          perLt.map((x) => x.perS),
+          0.9,
+        ),
+      ),
       max: round(last?.perS ?? 0),
       maxKey: last?.key ?? "-",
     },
-    waitMs: { p50: round(quantile(waits, 0.5)), p99: round(quantile(waits, 0.99)), max: round(waits[waits.length - 1] ?? 0) },
+    waitMs: {
+      p50: round(quantile(waits, 0.5)),
+      p99: round(quantile(waits, 0.99)),
+      max: round(waits[waits.length - 1] ?? 0),
+    },
     admittedAfterAsking: tenant.askedByPhase[index] ?? 0,
     sheds,
     shedTotal,
     shedAtArrivalShare: shedTotal > 0 ? round((tenant.shedAtArrival[index] ?? 0) / shedTotal, 4) : Number.NaN,
-    shedAfterWaitShare: shedTotal > 0 ? round(((tenant.shedAfterWait[index] ?? 0) + (tenant.shedAfterAsking[index] ?? 0)) / shedTotal, 4) : Number.NaN,
+    shedAfterWaitShare:
+      shedTotal > 0
+        ? round(((tenant.shedAfterWait[index] ?? 0) + (tenant.shedAfterAsking[index] ?? 0)) / shedTotal, 4)
+        : Number.NaN,
   };
 }
 
@@ -132,7 +179,14 @@ export interface Follow {
   readonly convergedSuccess: number;
 }
 
-function follow(lt: Lt, phases: readonly Phase[], index: number, binMs: number, maxInFlight: number, tenantArrivals: number): Follow | null {
+function follow(
+  lt: Lt,
+  phases: readonly Phase[],
+  index: number,
+  binMs: number,
+  maxInFlight: number,
+  tenantArrivals: number,
+): Follow | null {
   const s = lt.series;
   const phase = phases[index] as Phase;
   if (!s) return null;
@@ -160,7 +214,10 @@ function follow(lt: Lt, phases: readonly Phase[], index: number, binMs: number, 
     held90Ms: converged > 0 ? firstBin((b) => (s.held[b] as number) >= 0.9 * converged) : null,
     served90Ms:
       ratio > 0
-        ? firstBin((b) => (s.arrivals[b] as number) > 0 && (s.admitted[b] as number) / (s.arrivals[b] as number) >= 0.9 * ratio)
+        ? firstBin(
+            (b) =>
+              (s.arrivals[b] as number) > 0 && (s.admitted[b] as number) / (s.arrivals[b] as number) >= 0.9 * ratio,
+          )
         : null,
     convergedSuccess: round(ratio, 3),
   };
@@ -200,7 +257,13 @@ export interface Check {
   readonly detail: string;
 }
 
-function tenantFigures(tenant: TenantRun, phases: readonly Phase[], binMs: number, capacityPerS: number | null, durationMs: number) {
+function tenantFigures(
+  tenant: TenantRun,
+  phases: readonly Phase[],
+  binMs: number,
+  capacityPerS: number | null,
+  durationMs: number,
+) {
   const o = tenant.object;
   const stranded = {
     slots: tenant.strandedTotal,
@@ -210,6 +273,7 @@ function tenantFigures(tenant: TenantRun, phases: readonly Phase[], binMs: numbe
     maxMs: round(tenant.strandedWorst?.ms ?? 0),
     worst: tenant.strandedWorst,
     overBound: tenant.strandedOverBound,
+    overRoundTripBound: tenant.strandedOverRoundTripBound,
     overBoundWorst: tenant.strandedOverBoundWorst,
   };
   const counters = o.counters;
@@ -218,6 +282,7 @@ function tenantFigures(tenant: TenantRun, phases: readonly Phase[], binMs: numbe
   const simShed: Record<string, number> = {};
   for (const r of ADMISSION_SHED_REASONS) simShed[r] = sumOf(tenant.sheds.map((s) => s[r]));
   return {
+    maxInFlightLimit: tenant.spec.limits.maxInFlight,
     phases: phases.map((_, i) => phaseFigures(tenant, phases, i, binMs, capacityPerS)),
     overshootMax: tenant.overshootMax,
     maxInUse: tenant.maxInUseSum,
@@ -235,6 +300,12 @@ function tenantFigures(tenant: TenantRun, phases: readonly Phase[], binMs: numbe
       grantsRunPerCall: round(o.grants / Math.max(1, o.calls), 1),
       shortcutDrift: o.shortcutDrift,
       grantUs: round((o.grantMs * 1000) / Math.max(1, o.grants), 1),
+      /** The adapter as written calls grant() adapterGrantsPerCall times a call: its CPU per call at the measured grant() cost. */
+      adapterMsPerCallEstimate: round(
+        (o.adapterGrants * (o.grantMs / Math.max(1, o.grants))) / Math.max(1, o.calls),
+        2,
+      ),
+      adapterBusyShareEstimate: round((o.adapterGrants * (o.grantMs / Math.max(1, o.grants))) / durationMs, 2),
       longPolls: o.longPolls,
       longPollGranted: o.longPollGranted,
       longPollEmpty: o.longPollEmpty,
@@ -254,17 +325,28 @@ function tenantFigures(tenant: TenantRun, phases: readonly Phase[], binMs: numbe
         shedAtEdge: counters.shedAtEdge,
         released: counters.released,
       },
-      sim: { arrived: simArrived, admitted: simAdmitted, shedByReason: simShed, unavailable: sumOf(tenant.sheds.map((s) => s.unavailable)) },
+      sim: {
+        arrived: simArrived,
+        admitted: simAdmitted,
+        shedByReason: simShed,
+        unavailable: sumOf(tenant.sheds.map((s) => s.unavailable)),
+      },
     },
     failures: tenant.failures,
   };
 }
 
-function figuresOf(cell: Cell, built: Built, phases: readonly Phase[], binMs: number, durationMs: number, wallMs: number, events: number) {
+function figuresOf(
+  cell: Cell,
+  built: Built,
+  phases: readonly Phase[],
+  binMs: number,
+  durationMs: number,
+  wallMs: number,
+  events: number,
+) {
   const [flood, quiet] = built.world.tenants as [TenantRun, TenantRun];
   const maxInFlight = cell.flood.limits.maxInFlight;
-  const moved = phases[1] as Phase;
-  const back = phases[2] as Phase;
   const floodArr = (i: number) => flood.arrivalsByPhase[i] ?? 0;
   const figures = {
     cell: cell.name,
@@ -290,15 +372,21 @@ function figuresOf(cell: Cell, built: Built, phases: readonly Phase[], binMs: nu
     series: perSecond(flood, built, binMs, durationMs),
     quietSeries: perSecond(quiet, built, binMs, durationMs),
   };
-  void moved;
-  void back;
   return figures;
 }
 
 type Figures = ReturnType<typeof figuresOf>;
 export type CellFigures = Figures & { readonly checks: Check[] };
 
-export function summarise(cell: Cell, built: Built, phases: readonly Phase[], binMs: number, durationMs: number, wallMs: number, events: number): CellFigures {
+export function summarise(
+  cell: Cell,
+  built: Built,
+  phases: readonly Phase[],
+  binMs: number,
+  durationMs: number,
+  wallMs: number,
+  events: number,
+): CellFigures {
   const figures = figuresOf(cell, built, phases, binMs, durationMs, wallMs, events);
   return { ...figures, checks: checks(figures, cell) };
 }
@@ -372,7 +460,7 @@ function checks(f: Figures, cell: Cell): Check[] {
       name: `${name}: stranding: no free slot kept > renewEveryMs (${LEASE_TIMING.renewEveryMs}) + its one-way latency while another isolate starves`,
       ok: t.stranded.overBound === 0,
       safety: false,
-      detail: `max ${t.stranded.maxMs} ms (${t.stranded.worst?.key ?? "-"} from ${round(t.stranded.worst?.at ?? 0)} ms, bound ${round(t.stranded.worst?.boundMs ?? 0)}); p99 ${t.stranded.p99Ms} ms; ${t.stranded.overBound} of ${t.stranded.slots} slot-frees over their bound`,
+      detail: `max ${t.stranded.maxMs} ms (${t.stranded.worst?.key ?? "-"} from ${round(t.stranded.worst?.at ?? 0)} ms, bound ${round(t.stranded.worst?.boundMs ?? 0)}); p99 ${t.stranded.p99Ms} ms; ${t.stranded.overBound} of ${t.stranded.slots} free slots over their bound, ${t.stranded.overRoundTripBound} over renewEveryMs + 3 one-way latencies`,
     });
     const c = t.counters;
     const same =
@@ -402,7 +490,15 @@ const ms = (x: number | null) => (x === null ? "never" : `${round(x)} ms`);
 
 export function markdown(
   cells: readonly CellFigures[],
-  meta: { seed: number; wallMs: number; layout: Layout; phases: readonly Phase[]; config: Record<string, unknown>; head: string },
+  probes: readonly Probe[],
+  meta: {
+    seed: number;
+    wallMs: number;
+    layout: Layout;
+    phases: readonly Phase[];
+    config: Record<string, unknown>;
+    head: string;
+  },
 ): string {
   const L: string[] = [];
   const { layout } = meta;
@@ -428,13 +524,52 @@ export function markdown(
       : `**FAIL: ${failedSafety.length} safety check(s) failed:** ${failedSafety.map((k) => `${k.cell} / ${k.name}`).join("; ")}`,
     "",
   );
-  if (failedOther.length > 0) L.push(`**Claims not met:** ${failedOther.map((k) => `${k.cell} / ${k.name}`).join("; ")}`, "");
+  if (failedOther.length > 0)
+    L.push(`**Claims not met:** ${failedOther.map((k) => `${k.cell} / ${k.name}`).join("; ")}`, "");
+  L.push(
+    "| cell | goodput / capacity (steady, moved, back) | util mean | slots in transit (to isolate + to object) | object calls / s (per arrival) | new isolates: 90% of converged slots | quiet: success, p99 wait | max overshoot | max stranded |",
+    "|---|---|---|---|---|---|---|---|---|",
+  );
+  for (const c of cells) {
+    const [st, mv, bk] = c.flood.phases;
+    if (!st || !mv || !bk) continue;
+    const transit = round(st.slotStates.toIsolate + st.slotStates.toObject);
+    const held90 = c.follow.newIsolatesWhenMoved
+      .map((x) => (x?.held90Ms === null || x === null ? "never" : `${x.held90Ms}`))
+      .join(" / ");
+    const qWaits = c.quiet.phases.slice(0, 3).map((p) => p.waitMs.p99);
+    const qArr = sumOf(c.quiet.phases.map((p) => p.arrivalsPerS * p.seconds));
+    const qAdm = sumOf(c.quiet.phases.map((p) => p.admittedPerS * p.seconds));
+    L.push(
+      `| ${c.cell} | ${pct(st.goodputOfCapacity)}, ${pct(mv.goodputOfCapacity)}, ${pct(bk.goodputOfCapacity)} | ${st.utilisation.mean} | ${transit} of ${cellLimit(c)} | ${st.objectCallsPerS} (${st.objectCallsPerArrival}) | ${held90} ms | ${pct(qArr > 0 ? qAdm / qArr : Number.NaN)}, ${Math.max(...qWaits)} ms | ${Math.max(c.flood.overshootMax, c.quiet.overshootMax)} | ${c.flood.stranded.maxMs} ms |`,
+    );
+  }
+  L.push("");
+  L.push("## Probes: minimal reproductions on the pure modules", "");
+  for (const p of probes) {
+    L.push(
+      `### \`${p.name}\`: ${p.reproduced ? "**REPRODUCED**" : "not reproduced (behaves as designed)"}`,
+      "",
+      p.defect,
+      "",
+      "```",
+      ...p.trace,
+      "```",
+      "",
+    );
+  }
 
   for (const c of cells) {
     L.push(`## Cell \`${c.cell}\`: ${c.title}`, "");
-    L.push(`Flood capacity ${c.capacityPerS} req/s (offered ${layout.floodRate}, ${round(layout.floodRate / c.capacityPerS)}x). Simulated ${c.events.toLocaleString("en-US")} events in ${round(c.wallMs / 1000)} s.`, "");
+    L.push(
+      `Flood capacity ${c.capacityPerS} req/s (offered ${layout.floodRate}, ${round(layout.floodRate / c.capacityPerS)}x). Simulated ${c.events.toLocaleString("en-US")} events in ${round(c.wallMs / 1000)} s.`,
+      "",
+    );
     L.push("### Checks", "", "| check | result | detail |", "|---|---|---|");
-    for (const k of c.checks) L.push(`| ${k.name} | ${k.ok ? "ok" : k.safety ? "**FAIL**" : "**NOT MET**"} | ${k.detail.replace(/\|/g, "/")} |`);
+    for (const k of c.checks)
+      L.push(
+        `| ${k.name} | ${k.ok ? "ok" : k.safety ? "**FAIL**" : "**NOT MET**"} | ${k.detail.replace(/\|/g, "/")} |`,
+      );
     L.push("");
     for (const [name, t] of [
       ["flood", c.flood],
@@ -454,15 +589,36 @@ export function markdown(
       L.push(
         "Where the slots are (mean over the settled window): " +
           t.phases
-            .map((p) => `${p.phase}: ${SLOT_STATES.filter((k) => p.slotStates[k] > 0).map((k) => `${k} ${p.slotStates[k]}`).join(", ")}; ${p.slotsGrantedPerS} slots granted/s; tokens: ${TOKEN_STATES.map((k) => `${k} ${p.tokenStates[k]}`).join(", ")}`)
+            .map(
+              (p) =>
+                `${p.phase}: ${SLOT_STATES.filter((k) => p.slotStates[k] > 0)
+                  .map((k) => `${k} ${p.slotStates[k]}`)
+                  .join(
+                    ", ",
+                  )}; ${p.slotsGrantedPerS} slots granted/s; tokens: ${TOKEN_STATES.map((k) => `${k} ${p.tokenStates[k]}`).join(", ")}`,
+            )
             .join(" | ") +
           ".",
         "",
       );
-      L.push("Sheds by reason: " + t.phases.map((p) => `${p.phase}: ${SHED_KINDS.filter((k) => p.sheds[k] > 0).map((k) => `${k} ${p.sheds[k]}`).join(", ") || "none"}`).join("; ") + ".", "");
+      L.push(
+        "Sheds by reason: " +
+          t.phases
+            .map(
+              (p) =>
+                `${p.phase}: ${
+                  SHED_KINDS.filter((k) => p.sheds[k] > 0)
+                    .map((k) => `${k} ${p.sheds[k]}`)
+                    .join(", ") || "none"
+                }`,
+            )
+            .join("; ") +
+          ".",
+        "",
+      );
       const o = t.object;
       L.push(
-        `Object: ${o.calls} lease calls, busy ${pct(o.busyShare)} of the run, queueing mean ${o.meanQueueDelayMs} ms / max ${o.maxQueueDelayMs} ms; the pure book's CPU in this Node process ${o.cpuPerCallUs} us per call; long polls ${o.longPolls} (${o.longPollGranted} answered with a grant, ${o.longPollEmpty} empty at their time; mean hold ${o.longPollMeanMs} ms); holders reclaimed ${o.reclaimedHolders} (${o.reclaimedSlots} slots). ` +
+        `Object: ${o.calls} lease calls, busy ${pct(o.busyShare)} of the run, queueing mean ${o.meanQueueDelayMs} ms / max ${o.maxQueueDelayMs} ms; CPU in this Node process ${o.cpuPerCallUs} us per call as simulated; the adapter as written calls grant() ${o.adapterGrantsPerCall} times per call (once per pending long poll) at ${o.grantUs} us each: about ${o.adapterMsPerCallEstimate} ms per call, ${pct(o.adapterBusyShareEstimate)} of one CPU over the run; long polls ${o.longPolls} (${o.longPollGranted} answered with a grant, ${o.longPollEmpty} empty at their time; mean hold ${o.longPollMeanMs} ms); holders reclaimed ${o.reclaimedHolders} (${o.reclaimedSlots} slots). ` +
           `Stranding: ${t.stranded.slots} slot-frees, p50 ${t.stranded.p50Ms} ms, p99 ${t.stranded.p99Ms} ms, p99.9 ${t.stranded.p999Ms} ms, max ${t.stranded.maxMs} ms. ` +
           `Shell waiter 1 ms polls while a renewal is late (estimate): ${t.shellSpinWakesPerS}/s. Every shed was decided at the edge by the tally: ${t.counters.object.shedAtEdge} of ${sumOf(Object.values(t.counters.object.shedByReason))}.`,
         "",
@@ -474,28 +630,46 @@ export function markdown(
       "Times from the phase start. *proportional* = maxInFlight x the isolate's share of arrivals; *converged* = mean slots it held over the second half of the phase; *served 90%* = until its admitted/arrived ratio per 100 ms first reached 90% of its converged ratio.",
       "",
     );
-    L.push("| when | isolate | latency | arrivals/s | proportional slots | converged slots | first admit | 50% held | 90% held | served 90% | converged success |", "|---|---|---|---|---|---|---|---|---|---|---|");
+    L.push(
+      "| when | isolate | latency | arrivals/s | proportional slots | converged slots | first admit | 50% held | 90% held | served 90% | converged success |",
+      "|---|---|---|---|---|---|---|---|---|---|---|",
+    );
     for (const [when, list] of [
       ["moved: new isolate", f.newIsolatesWhenMoved],
       ["back: hot isolate", f.hotIsolatesWhenBack],
     ] as const) {
       for (const x of list) {
         if (!x) continue;
-        L.push(`| ${when} | ${x.key} | ${x.latencyMs} ms | ${x.arrivalsPerS} | ${x.proportionalSlots} | ${x.convergedSlots} | ${ms(x.firstAdmitMs)} | ${ms(x.held50Ms)} | ${ms(x.held90Ms)} | ${ms(x.served90Ms)} | ${pct(x.convergedSuccess)} |`);
+        L.push(
+          `| ${when} | ${x.key} | ${x.latencyMs} ms | ${x.arrivalsPerS} | ${x.proportionalSlots} | ${x.convergedSlots} | ${ms(x.firstAdmitMs)} | ${ms(x.held50Ms)} | ${ms(x.held90Ms)} | ${ms(x.served90Ms)} | ${pct(x.convergedSuccess)} |`,
+        );
       }
     }
     L.push("");
-    L.push("| when | isolate | latency | slots held at start | back to 0 slots after | held at phase end |", "|---|---|---|---|---|---|");
+    L.push(
+      "| when | isolate | latency | slots held at start | back to 0 slots after | held at phase end |",
+      "|---|---|---|---|---|---|",
+    );
     for (const [when, list] of [
       ["moved: hot isolate goes quiet", f.hotIsolatesGoingQuiet],
       ["back: new isolate goes quiet", f.newIsolatesGoingQuiet],
     ] as const) {
-      for (const x of list) if (x) L.push(`| ${when} | ${x.key} | ${x.latencyMs} ms | ${x.heldAtStart} | ${ms(x.releasedMs)} | ${x.heldAtEnd} |`);
+      for (const x of list)
+        if (x)
+          L.push(
+            `| ${when} | ${x.key} | ${x.latencyMs} ms | ${x.heldAtStart} | ${ms(x.releasedMs)} | ${x.heldAtEnd} |`,
+          );
     }
     L.push("");
     L.push("### Flood over time (per second; slots/tokens/waiting/starved at the second's end)", "");
-    L.push("| s | util | slots out | tokens (bucket + out) | waiting | starved isolates | arrivals | admitted | completed | object calls | sheds | new isolates hold | moved isolates hold |", "|---|---|---|---|---|---|---|---|---|---|---|---|---|");
-    for (const r of c.series) L.push(`| ${r.s} | ${r.util} | ${r.slotsOut} | ${r.tokens} | ${r.waiting} | ${r.starved} | ${r.arrivals} | ${r.admitted} | ${r.completed} | ${r.calls} | ${r.sheds} | ${r.newHeld} | ${r.movedHeld} |`);
+    L.push(
+      "| s | util | slots out | tokens (bucket + out) | waiting | starved isolates | arrivals | admitted | completed | object calls | sheds | new isolates hold | moved isolates hold |",
+      "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+    );
+    for (const r of c.series)
+      L.push(
+        `| ${r.s} | ${r.util} | ${r.slotsOut} | ${r.tokens} | ${r.waiting} | ${r.starved} | ${r.arrivals} | ${r.admitted} | ${r.completed} | ${r.calls} | ${r.sheds} | ${r.newHeld} | ${r.movedHeld} |`,
+      );
     L.push("");
     const failures = [...c.flood.failures, ...c.quiet.failures];
     if (failures.length > 0) {

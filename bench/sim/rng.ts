@@ -64,7 +64,6 @@ export class Picker {
 
 /** A 36-character lowercase hex-and-dash id, as the lease protocol wants a holder id to look. */
 export function uuidLike(rng: Rng): string {
-  const hex = (n: number) =>
-    Array.from({ length: n }, () => Math.floor(rng() * 16).toString(16)).join("");
+  const hex = (n: number) => Array.from({ length: n }, () => Math.floor(rng() * 16).toString(16)).join("");
   return `${hex(8)}-${hex(4)}-${hex(4)}-${hex(4)}-${hex(12)}`;
 }

@@ -27,7 +27,10 @@ try {
     outfile,
     logLevel: "warning",
   });
-  const result = spawnSync(process.execPath, [outfile, "--head", head, ...process.argv.slice(2)], { cwd: root, stdio: "inherit" });
+  const result = spawnSync(process.execPath, [outfile, "--head", head, ...process.argv.slice(2)], {
+    cwd: root,
+    stdio: "inherit",
+  });
   console.error(`sim: ${((performance.now() - started) / 1000).toFixed(1)} s including the bundle`);
   process.exitCode = result.status ?? 1;
 } finally {

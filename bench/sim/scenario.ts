@@ -134,7 +134,11 @@ export interface Built {
   readonly rankOf: readonly number[];
 }
 
-export function build(cell: Cell, layout: Layout, config: Omit<WorldConfig, "phases"> & { phases: readonly Phase[] }): Built {
+export function build(
+  cell: Cell,
+  layout: Layout,
+  config: Omit<WorldConfig, "phases"> & { phases: readonly Phase[] },
+): Built {
   const world = new World(config);
   const rng = rngFor(config.seed, "layout");
   const total = layout.isolates + layout.newIsolates;
@@ -152,7 +156,10 @@ export function build(cell: Cell, layout: Layout, config: Omit<WorldConfig, "pha
   const quietTenant = world.addTenant(cell.quiet);
 
   // Rank r (1 = hottest) goes to a random isolate, so heat and latency are unrelated.
-  const order = shuffled(rng, Array.from({ length: layout.isolates }, (_, i) => i));
+  const order = shuffled(
+    rng,
+    Array.from({ length: layout.isolates }, (_, i) => i),
+  );
   const rankOf = new Array<number>(layout.isolates);
   order.forEach((iso, r) => {
     rankOf[iso] = r + 1;
@@ -161,14 +168,30 @@ export function build(cell: Cell, layout: Layout, config: Omit<WorldConfig, "pha
   const weights = rankOf.map((r) => zipf[r - 1] as number);
   const movedIsos = new Set(order.slice(0, layout.movedHot));
 
-  const flood = isolates.map((iso) => world.addLt(floodTenant, iso, movedIsos.has(iso.index) || iso.index >= layout.isolates));
+  const flood = isolates.map((iso) =>
+    world.addLt(floodTenant, iso, movedIsos.has(iso.index) || iso.index >= layout.isolates),
+  );
   const quietIsos = layout.quietRanks.map((r) => order[r - 1] as number);
   const quiet = quietIsos.map((i) => world.addLt(quietTenant, isolates[i] as Isolate, true));
   const newLts = flood.slice(layout.isolates);
   const movedLts = flood.filter((lt) => movedIsos.has(lt.iso.index));
 
-  const floodStream: Stream = { tenant: floodTenant, lts: flood, rng: rngFor(config.seed, "flood"), rate: 0, pick: null, gen: 0 };
-  const quietStream: Stream = { tenant: quietTenant, lts: quiet, rng: rngFor(config.seed, "quiet"), rate: 0, pick: null, gen: 0 };
+  const floodStream: Stream = {
+    tenant: floodTenant,
+    lts: flood,
+    rng: rngFor(config.seed, "flood"),
+    rate: 0,
+    pick: null,
+    gen: 0,
+  };
+  const quietStream: Stream = {
+    tenant: quietTenant,
+    lts: quiet,
+    rng: rngFor(config.seed, "quiet"),
+    rate: 0,
+    pick: null,
+    gen: 0,
+  };
   const picker = (w: readonly number[], r: Rng) => {
     const p = new Picker(w);
     return () => p.pick(r);

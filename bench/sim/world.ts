@@ -31,6 +31,7 @@ import {
   startRenewal,
 } from "../../src/lease/edge-lease";
 import {
+  type HolderLease,
   type LeaseBook,
   applyReport,
   emptyBook,
@@ -53,11 +54,33 @@ import { type Rng, exponential, rngFor, uniform, uuidLike } from "./rng";
  * but not usable (above its target or lease state); granted by the object and on its way to the
  * isolate; returned by the isolate and on its way to the object; free at the object.
  */
-export const SLOT_STATES = ["inUse", "freeNoDemand", "freeNoToken", "freeExpired", "freeOther", "heldUnusable", "toIsolate", "toObject", "atObject"] as const;
+export const SLOT_STATES = [
+  "inUse",
+  "freeNoDemand",
+  "freeNoToken",
+  "freeExpired",
+  "freeOther",
+  "heldUnusable",
+  "toIsolate",
+  "toObject",
+  "atObject",
+] as const;
 export type SlotState = (typeof SLOT_STATES)[number];
 
-/** Where the tokens of the burst are: in the bucket, unspent at an isolate, spent there but not yet reported, granted and on the way, returned and on the way. */
-export const TOKEN_STATES = ["bucket", "atIsolate", "spentUnreported", "toIsolate", "returnedUnreported"] as const;
+/**
+ * Where the tokens of the burst are: in the bucket; unspent at an isolate (with no waiters, with
+ * waiters but no usable slot, otherwise); spent there but not yet reported; granted and on the
+ * way; returned and on the way.
+ */
+export const TOKEN_STATES = [
+  "bucket",
+  "atIsolateNoDemand",
+  "atIsolateNoSlot",
+  "atIsolateOther",
+  "spentUnreported",
+  "toIsolate",
+  "returnedUnreported",
+] as const;
 export type TokenState = (typeof TOKEN_STATES)[number];
 
 export const SHED_KINDS = [...ADMISSION_SHED_REASONS, "unavailable"] as const;
@@ -142,7 +165,6 @@ export class Holder {
   /** The object's cumulative slots granted to it, as of the object's last task (0 once forgotten). */
   objGranted = 0;
   seenEpoch = -1;
-  /** sentAt-renewAt window in which the shell's waiters poll every 1 ms (see spin estimate). */
   constructor(
     readonly id: string,
     readonly lt: Lt,
@@ -279,6 +301,8 @@ export class TenantRun {
   readonly strandedHist = new Int32Array(60_001);
   strandedWorst: { ms: number; key: string; at: number; boundMs: number } | null = null;
   strandedOverBound = 0;
+  /** Over renewEveryMs + 3 one-way latencies: the period, the answer that lowers its target, the report that returns it. */
+  strandedOverRoundTripBound = 0;
   strandedOverBoundWorst: { ms: number; key: string; at: number; boundMs: number } | null = null;
   strandedTotal = 0;
   readonly waits: number[][];
@@ -316,7 +340,10 @@ export class TenantRun {
   ) {
     this.object = new ObjectSim(this, objectSkewMs);
     this.waits = Array.from({ length: phases }, () => []);
-    this.sheds = Array.from({ length: phases }, () => Object.fromEntries(SHED_KINDS.map((k) => [k, 0])) as Record<ShedKind, number>);
+    this.sheds = Array.from(
+      { length: phases },
+      () => Object.fromEntries(SHED_KINDS.map((k) => [k, 0])) as Record<ShedKind, number>,
+    );
     this.shedAtArrival = new Array(phases).fill(0);
     this.shedAfterWait = new Array(phases).fill(0);
     this.shedAfterAsking = new Array(phases).fill(0);
@@ -335,8 +362,14 @@ export class TenantRun {
     this.binShed = new Int32Array(bins);
     this.binBucket = new Float64Array(bins);
     this.binGrantedSlots = new Int32Array(bins);
-    this.binSlotStates = Object.fromEntries(SLOT_STATES.map((k) => [k, new Int16Array(bins)])) as Record<SlotState, Int16Array>;
-    this.binTokenStates = Object.fromEntries(TOKEN_STATES.map((k) => [k, new Float64Array(bins)])) as Record<TokenState, Float64Array>;
+    this.binSlotStates = Object.fromEntries(SLOT_STATES.map((k) => [k, new Int16Array(bins)])) as Record<
+      SlotState,
+      Int16Array
+    >;
+    this.binTokenStates = Object.fromEntries(TOKEN_STATES.map((k) => [k, new Float64Array(bins)])) as Record<
+      TokenState,
+      Float64Array
+    >;
   }
 
   strandedNow(t: number): number {
@@ -426,7 +459,8 @@ export class World {
     stream.rate = rate;
     stream.pick = pick;
     stream.gen += 1;
-    if (rate > 0 && pick) this.at(this.now + exponential(stream.rng, 1000 / rate), { kind: "arrive", stream, gen: stream.gen });
+    if (rate > 0 && pick)
+      this.at(this.now + exponential(stream.rng, 1000 / rate), { kind: "arrive", stream, gen: stream.gen });
   }
 
   private bin(t = this.now): number {
@@ -460,27 +494,36 @@ export class World {
   private dispatch(ev: Event): void {
     switch (ev.kind) {
       case "arrive":
-        return this.onArrive(ev.stream, ev.gen);
+        this.onArrive(ev.stream, ev.gen);
+        return;
       case "done":
-        return this.onDone(ev.req);
+        this.onDone(ev.req);
+        return;
       case "report":
-        return this.deliver(ev.object, { kind: "lease", report: ev.report, from: ev.holder, at: this.now });
+        this.deliver(ev.object, { kind: "lease", report: ev.report, from: ev.holder, at: this.now });
+        return;
       case "objectFree":
         ev.object.busy = false;
-        return this.runObject(ev.object);
+        this.runObject(ev.object);
+        return;
       case "objectWake":
         if (ev.gen === ev.object.wakeGen) this.deliver(ev.object, { kind: "wake", at: this.now });
         return;
       case "answer":
-        return this.onAnswer(ev.holder, ev.answer);
+        this.onAnswer(ev.holder, ev.answer);
+        return;
       case "leaseWake":
-        return this.onLeaseWake(ev.holder, ev.gen);
+        this.onLeaseWake(ev.holder, ev.gen);
+        return;
       case "heartbeat":
-        return this.onHeartbeat(ev.holder);
+        this.onHeartbeat(ev.holder);
+        return;
       case "sample":
-        return this.onSample();
+        this.onSample();
+        return;
       case "hook":
-        return ev.run();
+        ev.run();
+        return;
     }
   }
 
@@ -577,7 +620,12 @@ export class World {
     const holder = this.holderFor(lt, now);
     this.pumpHolder(holder, now);
     const wasValid = isValid(holder.lease, now);
-    const arrival: Arrival = { id: req.id, priority: req.priority, deadline: now + spec.timeoutMs, fullBehaviour: spec.fullBehaviour };
+    const arrival: Arrival = {
+      id: req.id,
+      priority: req.priority,
+      deadline: now + spec.timeoutMs,
+      fullBehaviour: spec.fullBehaviour,
+    };
     const result = arrive(holder.lease, this.limitsOf(holder), arrival, now);
     holder.lease = result.lease;
     for (const victim of result.evicted) {
@@ -632,7 +680,11 @@ export class World {
     const b = this.bin();
     lt.tenant.binCalls[b] = (lt.tenant.binCalls[b] ?? 0) + 1;
     const r = started.report;
-    this.trace(lt, () => `send seq=${r.seq} ret=${r.slotsReturned} inUse=${sumCounts(r.inUse)} wait=${sumCounts(r.waiting)} wantT=${r.wantTokens} waitMs=${r.waitMs} leaving=${r.leaving} | edge granted=${holder.lease.slotsGranted} held=${heldSlots(holder.lease)} tok=${heldTokens(holder.lease)}`);
+    this.trace(
+      lt,
+      () =>
+        `send seq=${r.seq} ret=${r.slotsReturned} inUse=${sumCounts(r.inUse)} wait=${sumCounts(r.waiting)} wantT=${r.wantTokens} waitMs=${r.waitMs} leaving=${r.leaving} | edge granted=${holder.lease.slotsGranted} held=${heldSlots(holder.lease)} tok=${heldTokens(holder.lease)}`,
+    );
     this.at(this.now + lt.iso.oneWay(), { kind: "report", object: lt.tenant.object, holder, report: started.report });
   }
 
@@ -656,7 +708,11 @@ export class World {
     const spinFrom = Math.max(holder.lease.renewAt, holder.lease.sentAt);
     if (now > spinFrom) lt.tenant.spinWakes += (now - spinFrom) * holder.waiters.size;
     holder.lease = applyAnswer(holder.lease, answer);
-    this.trace(lt, () => `answer granted=${answer.slotsGranted} target=${answer.targetSlots} tokG=${answer.tokensGranted} renewIn=${answer.renewInMs} free=${answer.freeSlots}/${answer.freeTokens} | edge held=${heldSlots(holder.lease)} inUse=${inUseTotal(holder.lease)} q=${holder.lease.queue.length} left=${holder.lease.left}`);
+    this.trace(
+      lt,
+      () =>
+        `answer granted=${answer.slotsGranted} target=${answer.targetSlots} tokG=${answer.tokensGranted} renewIn=${answer.renewInMs} free=${answer.freeSlots}/${answer.freeTokens} | edge held=${heldSlots(holder.lease)} inUse=${inUseTotal(holder.lease)} q=${holder.lease.queue.length} left=${holder.lease.left}`,
+    );
     if (holder.lease.left) {
       if (lt.holder === holder) lt.holder = null;
       this.afterEdge(holder);
@@ -764,7 +820,8 @@ export class World {
   private reply(object: ObjectSim, holder: Holder, answer: LeaseAnswer | null): void {
     if (answer?.kind === "lease" && answer.slotsGranted > holder.answeredGranted) {
       const b = this.bin();
-      object.tenant.binGrantedSlots[b] = (object.tenant.binGrantedSlots[b] ?? 0) + answer.slotsGranted - holder.answeredGranted;
+      object.tenant.binGrantedSlots[b] =
+        (object.tenant.binGrantedSlots[b] ?? 0) + answer.slotsGranted - holder.answeredGranted;
       holder.answeredGranted = answer.slotsGranted;
     }
     this.at(object.taskEnd + holder.lt.iso.oneWay(), { kind: "answer", holder, answer });
@@ -803,7 +860,11 @@ export class World {
     object.book = result.book;
     this.servePending(object, now);
     const waiting = sumCounts(report.waiting);
-    this.trace(from.lt, () => `object ${applied.kind} seq=${report.seq} granted+=${result.answer.kind === "lease" ? result.answer.slotsGranted : "-"} g=${result.granted} pending=${!(result.granted || report.leaving || report.waitMs === 0 || waiting === 0 || applied.kind === "full")}`);
+    this.trace(
+      from.lt,
+      () =>
+        `object ${applied.kind} seq=${report.seq} granted+=${result.answer.kind === "lease" ? result.answer.slotsGranted : "-"} g=${result.granted} pending=${!(result.granted || report.leaving || report.waitMs === 0 || waiting === 0 || applied.kind === "full")}`,
+    );
     if (result.granted || report.leaving || report.waitMs === 0 || waiting === 0 || applied.kind === "full") {
       this.reply(object, from, result.answer);
       return;
@@ -819,17 +880,23 @@ export class World {
     const limits = object.tenant.spec.limits;
     if (object.pending.size > 0) {
       const order = [...object.pending.entries()].sort((a, b) => b[1].priority - a[1].priority);
+      let view = bookView(object.book, now);
       for (const [id, waiting] of order) {
         object.adapterGrants += 1;
         // The adapter calls grant() for every pending renewal; most get nothing and the answer
         // it builds (O(holders)) is thrown away. The sim asks a cheaper predicate built from the
         // same pure pieces first, and checks it against grant() on a sample (all with --verify).
-        if (waiting.until > now && this.shortcutOk(object) && !grantsSomething(object.book, limits, id, now)) {
+        if (waiting.until > now && this.shortcutOk(object) && !grantsSomething(view, limits, id, now)) {
           object.shortcuts += 1;
           if (this.config.verifyShortcut || object.shortcuts % 64 === 0) {
             if (this.timedGrant(object, id, now).granted) {
               object.shortcutDrift += 1;
-              this.fail(object.tenant, "sim shortcut disagrees with grant(): shortcut turned off", id, "see grantsSomething() in bench/sim/world.ts");
+              this.fail(
+                object.tenant,
+                "sim shortcut disagrees with grant(): shortcut turned off",
+                id,
+                "see grantsSomething() in bench/sim/world.ts",
+              );
             }
           }
           continue;
@@ -838,8 +905,10 @@ export class World {
         if (!result.granted && waiting.until > now) continue;
         object.book = result.book;
         object.pending.delete(id);
-        if (result.granted) object.longPollGranted += 1;
-        else object.longPollEmpty += 1;
+        if (result.granted) {
+          object.longPollGranted += 1;
+          view = bookView(object.book, now);
+        } else object.longPollEmpty += 1;
         object.longPollMsSum += this.now - waiting.since;
         this.reply(object, waiting.holder, result.answer);
       }
@@ -873,7 +942,12 @@ export class World {
       object.reclaimedHolders += 1;
       object.reclaimedSlots += slotsHeld(h);
       const holder = object.byId.get(h.id);
-      if (holder) this.trace(holder.lt, () => `object RECLAIMED holder ${h.id.slice(0, 8)} slots=${slotsHeld(h)} granted=${h.slotsGranted} returned=${h.slotsReturned}`);
+      if (holder)
+        this.trace(
+          holder.lt,
+          () =>
+            `object RECLAIMED holder ${h.id.slice(0, 8)} slots=${slotsHeld(h)} granted=${h.slotsGranted} returned=${h.slotsReturned}`,
+        );
     }
     return result.book;
   }
@@ -892,7 +966,12 @@ export class World {
     object.maxTokensOverBurst = Math.max(object.maxTokensOverBurst, tokens - limits.burst);
     if (tokens > limits.burst + 1e-6) {
       object.tokensOverBurst += 1;
-      this.fail(tenant, "bucket + tokens out above burst", "object", `bucket+out=${tokens.toFixed(3)} > ${limits.burst}`);
+      this.fail(
+        tenant,
+        "bucket + tokens out above burst",
+        "object",
+        `bucket+out=${tokens.toFixed(3)} > ${limits.burst}`,
+      );
     }
     const epoch = object.tasks;
     for (const lt of tenant.lts) lt.nextObjHeld = 0;
@@ -922,7 +1001,8 @@ export class World {
   // ---------------------------------------------------------------- measurement
 
   private fail(tenant: TenantRun, what: string, key: string, detail: string): void {
-    if (tenant.failures.filter((f) => f.what === what).length < 5) tenant.failures.push({ what, at: this.now, key, detail });
+    if (tenant.failures.filter((f) => f.what === what).length < 5)
+      tenant.failures.push({ what, at: this.now, key, detail });
   }
 
   /** Re-reads one isolate-tenant after anything touched it: overshoot, safety, starvation and stranding. */
@@ -941,15 +1021,32 @@ export class World {
       if (tenant.inUseSum > tenant.maxInUseSum) tenant.maxInUseSum = tenant.inUseSum;
       const over = tenant.inUseSum - tenant.spec.limits.maxInFlight;
       if (over > tenant.overshootMax) tenant.overshootMax = over;
-      if (over > 0) this.fail(tenant, "overshoot: in use across isolates above maxInFlight", lt.key, `in use ${tenant.inUseSum} > ${tenant.spec.limits.maxInFlight}`);
+      if (over > 0)
+        this.fail(
+          tenant,
+          "overshoot: in use across isolates above maxInFlight",
+          lt.key,
+          `in use ${tenant.inUseSum} > ${tenant.spec.limits.maxInFlight}`,
+        );
     }
     if (inUse > lt.objHeld) {
       tenant.edgeOverObject += 1;
-      this.fail(tenant, "an isolate has more in use than the object counts it holding", lt.key, `in use ${inUse} > held per object ${lt.objHeld} (edge granted ${lease?.slotsGranted}, returned ${lease?.slotsReturned})`);
+      this.fail(
+        tenant,
+        "an isolate has more in use than the object counts it holding",
+        lt.key,
+        `in use ${inUse} > held per object ${lt.objHeld} (edge granted ${lease?.slotsGranted}, returned ${lease?.slotsReturned})`,
+      );
     }
 
     const usable = lease ? Math.min(heldSlots(lease), lease.targetSlots) - inUse : 0;
-    const starved = (holder?.waiters.size ?? 0) > 0 && usable <= 0;
+    // Starved for a slot: waiters, no usable slot, and a slot would let it admit (it holds a
+    // token, or has no valid lease yet and asks for both). A lease short of tokens only is not.
+    const starved =
+      (holder?.waiters.size ?? 0) > 0 &&
+      usable <= 0 &&
+      lease !== null &&
+      (heldTokens(lease) >= 1 || !isValid(lease, lt.iso.clock(t)));
     const S = tenant.strandedNow(t);
     if (starved !== lt.starved) {
       tenant.starvedIntegral = S;
@@ -969,12 +1066,12 @@ export class World {
         lt.stampS.push(S);
       }
     } else if (free < lt.free) {
-      for (let k = free; k < lt.free; k += 1) this.closeStamp(lt, t, S);
+      for (let k = free; k < lt.free; k += 1) this.closeStamp(lt, S);
     }
     lt.free = free;
   }
 
-  private closeStamp(lt: Lt, t: number, S: number): void {
+  private closeStamp(lt: Lt, S: number): void {
     const since = lt.stampS.shift();
     const from = lt.stampT.shift();
     if (since === undefined || from === undefined) return;
@@ -985,19 +1082,23 @@ export class World {
     tenant.strandedHist[bucket] = (tenant.strandedHist[bucket] ?? 0) + 1;
     if (ms > lt.maxStrandedMs) lt.maxStrandedMs = ms;
     const boundMs = LEASE_TIMING.renewEveryMs + lt.iso.maxOneWayMs;
-    if (!tenant.strandedWorst || ms > tenant.strandedWorst.ms) tenant.strandedWorst = { ms, key: lt.key, at: from, boundMs };
+    if (!tenant.strandedWorst || ms > tenant.strandedWorst.ms)
+      tenant.strandedWorst = { ms, key: lt.key, at: from, boundMs };
+    if (ms > LEASE_TIMING.renewEveryMs + 3 * lt.iso.maxOneWayMs) tenant.strandedOverRoundTripBound += 1;
     if (ms > boundMs) {
       tenant.strandedOverBound += 1;
-      if (!tenant.strandedOverBoundWorst || ms - boundMs > tenant.strandedOverBoundWorst.ms - tenant.strandedOverBoundWorst.boundMs) {
+      if (
+        !tenant.strandedOverBoundWorst ||
+        ms - boundMs > tenant.strandedOverBoundWorst.ms - tenant.strandedOverBoundWorst.boundMs
+      ) {
         tenant.strandedOverBoundWorst = { ms, key: lt.key, at: from, boundMs };
       }
     }
-    void t;
   }
 
   private closeStamps(lt: Lt): void {
     const S = lt.tenant.strandedNow(this.now);
-    while (lt.stampT.length > 0) this.closeStamp(lt, this.now, S);
+    while (lt.stampT.length > 0) this.closeStamp(lt, S);
   }
 
   private sampleSlotStates(tenant: TenantRun, b: number): void {
@@ -1015,7 +1116,11 @@ export class World {
       tokens.toIsolate += Math.max(0, h.tokensGranted - l.tokensGranted);
       tokens.spentUnreported += Math.max(0, l.tokensSpent - h.tokensSpent);
       tokens.returnedUnreported += Math.max(0, l.tokensReturned - h.tokensReturned);
-      tokens.atIsolate += Math.max(0, heldTokens(l));
+      const unspent = Math.max(0, heldTokens(l));
+      const usable = Math.min(heldSlots(l), l.targetSlots) - inUseTotal(l);
+      if (l.queue.length === 0) tokens.atIsolateNoDemand += unspent;
+      else if (usable <= 0) tokens.atIsolateNoSlot += unspent;
+      else tokens.atIsolateOther += unspent;
     }
     for (const k of TOKEN_STATES) tenant.binTokenStates[k][b] = tokens[k];
     for (const lt of tenant.lts) {
@@ -1067,20 +1172,48 @@ export class World {
   }
 }
 
+interface BookView {
+  readonly book: LeaseBook;
+  readonly byId: ReadonlyMap<string, HolderLease>;
+  /** Demand (in use + waiting) of the holders whose lease is valid now. */
+  readonly activeDemand: number;
+  readonly slotsOut: number;
+  readonly tokensOut: number;
+}
+
+const demandOf = (h: HolderLease) => sumCounts(h.inUse) + sumCounts(h.waiting);
+
+function bookView(book: LeaseBook, now: number): BookView {
+  let activeDemand = 0;
+  for (const h of book.holders) if (h.validUntil > now) activeDemand += demandOf(h);
+  return {
+    book,
+    byId: new Map(book.holders.map((h) => [h.id, h])),
+    activeDemand,
+    slotsOut: slotsOut(book),
+    tokensOut: tokensOut(book),
+  };
+}
+
 /**
  * Whether grant(book, limits, id, now) would grant anything, without building its answer: a
  * token when the holder still wants one and the refilled bucket has a whole one; a slot when
  * one is free and the holder's target (it asking first, active holders after) is above what it
- * holds. Mirrors the decision part of grant(); World checks it against grant() on a sample.
+ * holds. When demand fills the limit there is no spare, and no share exceeds its own demand, so
+ * a holder holding its demand gets no slot. Mirrors the decision part of grant(); World checks
+ * it against grant() on a sample of calls (all of them with --verify).
  */
-function grantsSomething(book: LeaseBook, limits: AdmissionLimits, id: string, now: number): boolean {
-  const holder = book.holders.find((h) => h.id === id);
+function grantsSomething(view: BookView, limits: AdmissionLimits, id: string, now: number): boolean {
+  const holder = view.byId.get(id);
   if (!holder) return false;
-  const capacity = Math.max(0, limits.burst - tokensOut(book));
-  const available = Math.floor(refill(book.bucket, { rate: limits.rate, burst: capacity }, now).tokens);
+  const capacity = Math.max(0, limits.burst - view.tokensOut);
+  const available = Math.floor(refill(view.book.bucket, { rate: limits.rate, burst: capacity }, now).tokens);
   if (available >= 1 && holder.wantTokens - tokensHeld(holder) >= 1) return true;
-  if (limits.maxInFlight - slotsOut(book) <= 0) return false;
-  const ordered = [holder, ...book.holders.filter((h) => h.validUntil > now && h.id !== id)];
+  if (limits.maxInFlight - view.slotsOut <= 0) return false;
+  const own = demandOf(holder);
+  const total = view.activeDemand + (holder.validUntil > now ? 0 : own);
+  if (total >= limits.maxInFlight && own <= slotsHeld(holder)) return false;
+  const ordered = [holder, ...view.book.holders.filter((h) => h.validUntil > now && h.id !== id)];
   const [target = 0] = slotTargets(ordered, limits.maxInFlight);
   return target - slotsHeld(holder) > 0;
 }
@@ -1093,4 +1226,3 @@ function pickPriority(mix: readonly (readonly [Priority, number])[], u: number):
   }
   return (mix[mix.length - 1] as readonly [Priority, number])[0];
 }
-
