@@ -64,6 +64,9 @@ export function createOrigin(opts = {}) {
   // The Retry-After the origin has announced: arrivals in [holdFromMs, holdUntilMs) ignored it.
   let holdFromMs = 0;
   let holdUntilMs = 0;
+  // When each currently free slot was freed (oldest first): the gap a freed slot sits idle before
+  // the next request reaches it is the hand-off cost of whatever stands in front of the origin.
+  let freedAt = [];
 
   const queued = () => queue.length - head;
   const outstanding = () => active + queued();
@@ -84,6 +87,7 @@ export function createOrigin(opts = {}) {
   function finish(job) {
     active--;
     const now = Date.now();
+    if (queued() === 0) freedAt.push(now);
     if (job.epoch === epoch) {
       stats.completed++;
       if (job.deadline !== undefined && now > job.deadline) stats.finishedAfterDeadline++;
@@ -150,8 +154,14 @@ export function createOrigin(opts = {}) {
       return;
     }
     const job = { res, epoch, receivedAt: now, path: req.url, tenant, priority, deadline, timeoutMs };
-    if (active < config.concurrency) start(job);
-    else queue.push(job);
+    if (active < config.concurrency) {
+      const freed = freedAt.shift();
+      if (freed !== undefined && now - freed < HANDOFF_WINDOW_MS) {
+        stats.handoffs++;
+        stats.handoffMsTotal += now - freed;
+      }
+      start(job);
+    } else queue.push(job);
     stats.maxOutstanding = Math.max(stats.maxOutstanding, outstanding());
   }
 
@@ -223,6 +233,7 @@ export function createOrigin(opts = {}) {
       head = 0;
       for (const job of dropped) if (job) respond(job, 503, { ok: false, reason: "origin_reset" });
       stats = freshStats();
+      freedAt = [];
       holdFromMs = holdUntilMs = 0;
       return send({ res }, 200, { ok: true, droppedQueued: dropped.length });
     }
@@ -327,6 +338,9 @@ function configError(patch, rules = CONFIG_RULES) {
 /** @typedef {{res: http.ServerResponse, epoch: number, receivedAt: number, path: string,
  *   tenant?: string, priority?: string, deadline?: number, timeoutMs?: number}} Job */
 
+/** A slot idle longer than this had no demand: not a hand-off. */
+const HANDOFF_WINDOW_MS = 100;
+
 function freshStats() {
   return {
     received: 0,
@@ -344,6 +358,9 @@ function freshStats() {
     clientGone: 0,
     rejectedQueueFull: 0,
     serviceMsTotal: 0,
+    /** Slots freed with nothing queued and taken again within HANDOFF_WINDOW_MS, and their idle ms. */
+    handoffs: 0,
+    handoffMsTotal: 0,
     // The guard's x-guard-origin-limit against what the origin held at each arrival (this one
     // included): a violation is an arrival that found the origin holding more than that limit.
     limit: {

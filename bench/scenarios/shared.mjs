@@ -24,6 +24,8 @@ export function phaseRow(scenario, phase, p, s = p.all) {
     timeouts504: s.timeouts504,
     clientErrors: Object.values(s.errors).reduce((a, b) => a + b, 0),
     originMaxConcurrency: originStats?.maxOutstanding,
+    // How long a slot the origin freed (with nothing queued) sat idle before the next request came.
+    originHandoffMs: originStats?.handoffs > 0 ? originStats.handoffMsTotal / originStats.handoffs : undefined,
     otherCpuCores: p.otherCores,
     // The phase's CPU covers all its streams, so a one-stream row of a mixed phase leaves it out.
     cpuMsPerReq: s === p.all ? cpuPerRequest(p) : undefined,
