@@ -66,6 +66,8 @@ const GOALS = {
   callsPerArrival: 0.05,
   cpuVsPassthrough: 0.6,
 };
+/** The pass-through Worker's fixed-429 path (bench/passthrough/worker.js). */
+const FLOOR_PATH = "/__bench/floor";
 const CELL_MARGIN_MS = 60_000; // no new cell starts this close to the run's watchdog
 
 export async function run(lab) {
@@ -362,6 +364,7 @@ async function passthroughCell(ctx, o, m) {
       }),
     );
     const s = p.all;
+    const floor = await floorPhase(ctx, o, m);
     return {
       origin: o.id,
       cell: loadId(o, m),
@@ -372,12 +375,35 @@ async function passthroughCell(ctx, o, m) {
       p99: s.okLatency.p99,
       cpuMsPerReq: cpuPerRequest(p),
       cpuByRole: p.cpu?.byRole,
+      floorCpuMsPerReq: cpuPerRequest(floor),
+      floorCpuByRole: floor.cpu?.byRole,
       noAnswer: sumValues(s.errors),
       otherCores: p.otherCores,
     };
   } finally {
     await lab.origin.config({ concurrency: SLOTS });
   }
+}
+
+/**
+ * The same arrivals answered at once by the pass-through Worker with a fixed 429 (its floor path):
+ * the CPU the runtime charges for a request that reaches a Worker at all, under `wrangler dev`.
+ * A shed can cost no less; the guard's shed path is judged against it as well as against forwarding.
+ */
+async function floorPhase(ctx, o, m) {
+  const { lab, t } = ctx;
+  const p = await lab.phase({
+    label: `${o.id} ${loadId(o, m)} answer-at-once floor`,
+    target: "passthrough",
+    baseUrl: ctx.passthrough.url,
+    cpuOf: ctx.passthrough,
+    durationMs: t.loadMs,
+    goodputFromMs: t.warmMs,
+    seed: seedOf(lab, o.id, loadId(o, m)),
+    streams: [{ name: loadId(o, m), rate: m * o.capacity, path: FLOOR_PATH }],
+  });
+  ctx.rows.push(phaseRow("matrix", `${o.id} ${loadId(o, m)} answer-at-once floor`, { ...p, capacity: o.capacity }));
+  return p;
 }
 
 const sustains = (pass) => pass && !pass.error && pass.carried >= SUSTAIN.carried && pass.p99 <= SUSTAIN.p99Ms;
@@ -591,7 +617,7 @@ function judge(cells, pass) {
     fiveX,
     (c) => g(c).cpuMsPerReq / passOf(c).cpuMsPerReq,
     (c) =>
-      `${times(g(c).cpuMsPerReq / passOf(c).cpuMsPerReq)} (guard ${fix(g(c).cpuMsPerReq, 2)} ms, pass-through ${fix(passOf(c).cpuMsPerReq, 2)} ms, HAProxy ${fix(h(c).cpuMsPerReq, 2)} ms)`,
+      `${times(g(c).cpuMsPerReq / passOf(c).cpuMsPerReq)} (guard ${fix(g(c).cpuMsPerReq, 2)} ms, pass-through ${fix(passOf(c).cpuMsPerReq, 2)} ms, a Worker answering 429 at once ${fix(passOf(c).floorCpuMsPerReq, 2)} ms = ${times(passOf(c).floorCpuMsPerReq / passOf(c).cpuMsPerReq)} of the pass-through, HAProxy ${fix(h(c).cpuMsPerReq, 2)} ms)`,
     (v) => v <= GOALS.cpuVsPassthrough,
     true,
   );
@@ -669,7 +695,9 @@ function tables(cells, pass, targets, t, origins) {
       "From GET /__guard/tenants/{name} after each guard phase: shedAtEdge / shed, and the sum of",
       "`calls` over `arrived` (`sent`: what the generator sent the guard; 5 warm-up requests per tenant",
       "are counted in `arrived` too; a gap beyond that is arrivals the counters did not see). CPU: ms of user+system time per request sent, of the guard's workerd",
-      "processes, of haproxy, and of the pass-through's workerd processes at the same offered rate.",
+      "processes, of haproxy, and of the pass-through's workerd processes at the same offered rate, forwarding",
+      "everything and (answer-at-once) answering every request with a fixed 429 without reading it: the",
+      "least any Worker costs per request under `wrangler dev`, which a shed path cannot go below.",
     ],
     head: [
       "origin",
@@ -685,7 +713,9 @@ function tables(cells, pass, targets, t, origins) {
       "guard cpu ms/req",
       "HAProxy cpu ms/req",
       "pass-through cpu ms/req",
+      "answer-at-once cpu ms/req",
       "guard/pass-through",
+      "guard/answer-at-once",
       "guard/HAProxy",
     ],
     rows: load.map((c) => {
@@ -705,7 +735,9 @@ function tables(cells, pass, targets, t, origins) {
         show(c.guard, (f) => fix(f.cpuMsPerReq, 2)),
         show(c.haproxy, (f) => fix(f.cpuMsPerReq, 2)),
         p && !p.error ? fix(p.cpuMsPerReq, 2) : "-",
+        p && !p.error ? fix(p.floorCpuMsPerReq, 2) : "-",
         times(ratio(c.guard.cpuMsPerReq, p?.cpuMsPerReq)),
+        times(ratio(c.guard.cpuMsPerReq, p?.floorCpuMsPerReq)),
         times(ratio(c.guard.cpuMsPerReq, c.haproxy.cpuMsPerReq)),
       ];
     }),
