@@ -5,8 +5,15 @@ import type { ReleaseOutcome } from "../admission/counters";
  * it ends: read to the end, cancelled by the client, or failed (origin reset, or the fetch
  * aborted at the deadline). This is what makes a slot's release impossible to skip on the
  * normal path; the object's lease expiry covers an invocation that dies outright.
- * Pull-based with no buffer of its own: one chunk is read from the origin per chunk the client
- * takes, so a slow client slows the origin read instead of filling memory.
+ *
+ * The slot is the origin's, so it is handed on when the origin's body ends, not when the client
+ * has taken the last chunk: the first chunk is read as soon as the response exists, each chunk
+ * queued for the client is followed at once by the read of the next, and a read that finds the
+ * end releases. Without that, every hand-off waited for the response to travel out and the client
+ * (locally, two proxy hops) to ask for more after the last chunk, while the origin sat idle (the
+ * lab: a freed origin slot idle 3-5 ms before its next request, 4-6% of an 80 ms origin). The
+ * buffer stays bounded: at most two chunks ahead of what the client took (one queued, one read),
+ * so a slow client still slows the origin read instead of filling memory.
  */
 export function releaseOnEnd(
   body: ReadableStream<Uint8Array>,
@@ -19,20 +26,29 @@ export function releaseOnEnd(
     ended = true;
     onEnd(outcome);
   };
+  const failed = () => end(deadlineSignal.aborted ? "deadline_exceeded" : "origin_failed");
   const reader = body.getReader();
+  const read = () => {
+    const next = reader.read();
+    next.then((r) => r.done && end("completed"), failed);
+    return next;
+  };
+  let ahead: ReturnType<typeof read> | null = null;
   return new ReadableStream<Uint8Array>(
     {
       async pull(controller) {
         try {
-          const { done, value } = await reader.read();
+          const { done, value } = await (ahead ?? read());
+          ahead = null;
           if (done) {
             controller.close();
             end("completed");
           } else {
             controller.enqueue(value);
+            ahead = read();
           }
         } catch (error) {
-          end(deadlineSignal.aborted ? "deadline_exceeded" : "origin_failed");
+          failed();
           controller.error(error);
         }
       },
@@ -41,6 +57,7 @@ export function releaseOnEnd(
         await reader.cancel(reason).catch(() => undefined);
       },
     },
-    { highWaterMark: 0 },
+    // One chunk queued ahead: the stream pulls the first chunk before the client asks.
+    { highWaterMark: 1 },
   );
 }
