@@ -104,6 +104,12 @@ const TENANT_FAMILIES: readonly Family<TenantOverview>[] = [
     samples: (t) => one(t.counters.shedAtEdge),
   },
   {
+    name: "guard_gone_total",
+    type: "counter",
+    help: "Queued requests whose client went away before they were admitted or shed.",
+    samples: (t) => one(t.counters.gone),
+  },
+  {
     name: "guard_deadline_exceeded_total",
     type: "counter",
     help: "Admitted requests the origin did not answer in time (504).",

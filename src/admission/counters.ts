@@ -2,8 +2,8 @@ import { type Priority, countByPriority } from "./priority";
 import { ADMISSION_SHED_REASONS, type AdmissionShedReason } from "./shed-reason";
 
 /**
- * Per-tenant decision counters. They add up: arrived = admitted + shed + queued now
- * (a queued request counts once it leaves the queue, admitted or shed).
+ * Per-tenant decision counters. They add up: arrived = admitted + shed + gone + queued now
+ * (a queued request counts once it leaves the queue: admitted, shed, or its client gone).
  */
 export interface Counters {
   readonly arrived: number;
@@ -14,6 +14,8 @@ export interface Counters {
   readonly shedByPriority: Readonly<Record<Priority, number>>;
   /** Requests that waited in the queue at some point. */
   readonly queuedEver: number;
+  /** Queued requests whose client went away before they were admitted or shed: answered by nobody. */
+  readonly gone: number;
   readonly released: number;
   /** Leases reclaimed because their holder never released them. */
   readonly reaped: number;
@@ -62,6 +64,7 @@ export function emptyCounters(): Counters {
     shedByReason,
     shedByPriority: countByPriority(),
     queuedEver: 0,
+    gone: 0,
     released: 0,
     reaped: 0,
     deadlineExceeded: 0,

@@ -30,7 +30,7 @@ import {
   victimForFullQueue,
 } from "../admission/wait-queue";
 import { LEASE_TIMING, type LeaseGrant, type LeaseReport, type LeaseTally, type Quota } from "./lease-protocol";
-import { emptyTally, tallyAdmit, tallyArrival, tallyRelease, tallyShed } from "./tally";
+import { emptyTally, tallyAdmit, tallyArrival, tallyGone, tallyRelease, tallyShed } from "./tally";
 
 /** What the object said when it last answered, kept until the next answer. */
 export interface ObjectView {
@@ -311,7 +311,10 @@ export function reassess(
   return { lease: l, refused };
 }
 
-/** A waiter that left before it was served (its client went away, or its own timer fired first). */
+/**
+ * A waiter that left before it was served: its own timer fired first (`reason`, a shed), or its
+ * client went away (null: counted as gone, so arrivals still add up with nothing answered).
+ */
 export function cancelWaiter(
   l: EdgeLease,
   id: string,
@@ -319,7 +322,7 @@ export function cancelWaiter(
 ): { readonly lease: EdgeLease; readonly waiter: Waiter | null } {
   const waiter = l.queue.find((w) => w.id === id) ?? null;
   if (!waiter) return { lease: l, waiter: null };
-  const tally = reason ? tallyShed(l.tally, reason, waiter.priority, true) : l.tally;
+  const tally = reason ? tallyShed(l.tally, reason, waiter.priority, true) : tallyGone(l.tally);
   return { lease: { ...l, queue: removeWaiter(l.queue, id), tally }, waiter };
 }
 

@@ -61,6 +61,8 @@ export const leaseTallySchema = z.strictObject({
   arrived: count,
   admitted: byPriority,
   queuedEver: count,
+  /** Queued requests whose client went away before a decision: nothing was answered. */
+  gone: count.default(0),
   /** Sheds decided without waiting for an object call. */
   shedAtEdge: count,
   shed: z.strictObject(

@@ -13,6 +13,7 @@ export function emptyTally(): LeaseTally {
     arrived: 0,
     admitted: countByPriority(),
     queuedEver: 0,
+    gone: 0,
     shedAtEdge: 0,
     shed: Object.fromEntries(ADMISSION_SHED_REASONS.map((r) => [r, countByPriority()])) as LeaseTally["shed"],
     released: Object.fromEntries(RELEASE_OUTCOMES.map((o) => [o, 0])) as LeaseTally["released"],
@@ -36,6 +37,7 @@ export function tallyDelta(before: LeaseTally, after: LeaseTally): LeaseTally {
     arrived: diff(before.arrived, after.arrived),
     admitted: diffByPriority(before.admitted, after.admitted),
     queuedEver: diff(before.queuedEver, after.queuedEver),
+    gone: diff(before.gone, after.gone),
     shedAtEdge: diff(before.shedAtEdge, after.shedAtEdge),
     shed,
     released,
@@ -67,6 +69,7 @@ export function countTally(counters: Counters, delta: LeaseTally): Counters {
     shedByReason,
     shedByPriority,
     queuedEver: counters.queuedEver + delta.queuedEver,
+    gone: counters.gone + delta.gone,
     shedAtEdge: counters.shedAtEdge + delta.shedAtEdge,
     released: counters.released + released,
     deadlineExceeded: counters.deadlineExceeded + delta.released.deadline_exceeded,
@@ -96,6 +99,18 @@ export function tallyShed(
     shedAtEdge: tally.shedAtEdge + (atEdge ? 1 : 0),
     shed: { ...tally.shed, [reason]: { ...byPriority, [priority]: byPriority[priority] + 1 } },
   };
+}
+
+/** A queued request left without a decision: its client went away. */
+export function tallyGone(tally: LeaseTally): LeaseTally {
+  return { ...tally, gone: tally.gone + 1 };
+}
+
+/** What a holder's tally admitted and never reported released (lingering slots count as released). */
+export function unreleasedAdmissions(tally: LeaseTally): number {
+  let released = 0;
+  for (const o of RELEASE_OUTCOMES) released += tally.released[o];
+  return Math.max(0, total(tally.admitted) - released);
 }
 
 export function tallyRelease(tally: LeaseTally, outcome: ReleaseOutcome): LeaseTally {

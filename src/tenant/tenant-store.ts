@@ -80,6 +80,7 @@ const countersSchema = z
     ),
     shedByPriority: byPriority,
     queuedEver: count,
+    gone: count,
     released: count,
     reaped: count,
     deadlineExceeded: count,

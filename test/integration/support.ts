@@ -104,9 +104,11 @@ export function proxied(tenantKey: string, path = "/api/thing", init: RequestIni
  * but still in use, so evaluate it once no slot lingers.
  */
 export function expectReconciled(s: TenantStats): void {
-  const { arrived, admitted, shed, released, reaped } = s.counters;
-  if (arrived !== admitted + shed + s.state.queued) {
-    throw new Error(`arrived ${arrived} != admitted ${admitted} + shed ${shed} + queued ${s.state.queued}`);
+  const { arrived, admitted, shed, gone, released, reaped } = s.counters;
+  if (arrived !== admitted + shed + gone + s.state.queued) {
+    throw new Error(
+      `arrived ${arrived} != admitted ${admitted} + shed ${shed} + gone ${gone} + queued ${s.state.queued}`,
+    );
   }
   if (admitted !== released + reaped + s.state.inFlight) {
     throw new Error(`admitted ${admitted} != released ${released} + reaped ${reaped} + in flight ${s.state.inFlight}`);
