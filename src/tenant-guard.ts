@@ -44,7 +44,7 @@ export class TenantGuard extends DurableObject<Env> {
     const runtime = this.store.loadRuntime();
     this.desk = new LeaseDesk(
       this.config ? limitsOf(this.config) : null,
-      runtime && { ...runtime, book: { bucket: runtime.bucket, holders: runtime.holders } },
+      runtime && { ...runtime, book: { bucket: runtime.bucket, holders: runtime.holders, departed: runtime.departed } },
     );
     this.timers.ensureAlarm(this.desk.reclaimAt());
   }
@@ -128,7 +128,7 @@ export class TenantGuard extends DurableObject<Env> {
   flush(): void {
     this.timers.flushing();
     const { book, ...rest } = this.desk.record();
-    if (book) this.store.saveRuntime({ ...rest, bucket: book.bucket, holders: book.holders });
+    if (book) this.store.saveRuntime({ ...rest, bucket: book.bucket, holders: book.holders, departed: book.departed });
   }
 
   private apply(effects: DeskEffects): void {

@@ -42,9 +42,28 @@ export interface HolderLease {
   readonly reclaimAt: number;
 }
 
+/**
+ * A holder that left or was reclaimed, remembered a while by its last report: a late or repeated
+ * report of it (a leaving report retried after its answer was lost, an isolate that was paused
+ * past its reclaim) is then stale, or counts only what it decided since, instead of its whole
+ * cumulative tally a second time.
+ */
+export interface DepartedHolder {
+  readonly id: string;
+  readonly seq: number;
+  readonly tally: LeaseTally;
+  readonly at: number;
+}
+
+/** Departed holders are remembered this long, and at most this many (the newest). */
+export const DEPARTED_KEEP_MS = 10 * 60_000;
+export const MAX_DEPARTED = 256;
+
 export interface LeaseBook {
   readonly bucket: BucketState;
   readonly holders: readonly HolderLease[];
+  /** Absent in records written before it existed. */
+  readonly departed?: readonly DepartedHolder[];
 }
 
 export function emptyBook(limits: AdmissionLimits, now: number): LeaseBook {
@@ -77,10 +96,22 @@ function refilled(book: LeaseBook, limits: AdmissionLimits, now: number): LeaseB
   return { ...book, bucket: refill(book.bucket, { rate: limits.rate, burst: bucketCapacity(book, limits) }, now) };
 }
 
-function newHolder(id: string): HolderLease {
+function departedOf(book: LeaseBook, id: string): DepartedHolder | undefined {
+  return book.departed?.find((d) => d.id === id);
+}
+
+/** Remembers `gone` as departed at `now`, forgetting those past DEPARTED_KEEP_MS or beyond MAX_DEPARTED. */
+function depart(departed: readonly DepartedHolder[] | undefined, gone: readonly HolderLease[], now: number) {
+  const fresh = gone.map((h) => ({ id: h.id, seq: h.seq, tally: h.tally, at: now }));
+  const ids = new Set(gone.map((h) => h.id));
+  const kept = (departed ?? []).filter((d) => !ids.has(d.id) && now - d.at < DEPARTED_KEEP_MS);
+  return [...kept, ...fresh].slice(-MAX_DEPARTED);
+}
+
+function newHolder(id: string, departed?: DepartedHolder): HolderLease {
   return {
     id,
-    seq: -1,
+    seq: departed?.seq ?? -1,
     slotsGranted: 0,
     slotsReturned: 0,
     tokensGranted: 0,
@@ -90,7 +121,7 @@ function newHolder(id: string): HolderLease {
     waiting: countByPriority(),
     wantTokens: 0,
     holdMs: null,
-    tally: emptyTally(),
+    tally: departed?.tally ?? emptyTally(),
     validUntil: 0,
     reclaimAt: 0,
   };
@@ -116,7 +147,9 @@ export type ApplyResult =
 export function applyReport(book: LeaseBook, limits: AdmissionLimits, report: LeaseReport, now: number): ApplyResult {
   const index = book.holders.findIndex((h) => h.id === report.holder);
   if (index < 0 && book.holders.length >= MAX_HOLDERS) return { kind: "full", book };
-  const before = index < 0 ? newHolder(report.holder) : (book.holders[index] as HolderLease);
+  // A departed holder comes back with its seq and tally only: what it held was settled or reclaimed.
+  const before =
+    index < 0 ? newHolder(report.holder, departedOf(book, report.holder)) : (book.holders[index] as HolderLease);
   if (report.seq <= before.seq) return { kind: "stale", book };
 
   const current = book;
@@ -147,19 +180,24 @@ export function applyReport(book: LeaseBook, limits: AdmissionLimits, report: Le
     reclaimAt: validUntil + report.coverMs + LEASE_TIMING.graceMs,
   };
   const settled = slotsHeld(after) === 0 && tokensHeld(after) === 0;
-  const holders =
-    report.leaving && settled
-      ? current.holders.filter((h) => h.id !== report.holder)
-      : index < 0
-        ? [...current.holders, after]
-        : current.holders.map((h, i) => (i === index ? after : h));
+  const gone = report.leaving && settled;
+  const holders = gone
+    ? current.holders.filter((h) => h.id !== report.holder)
+    : index < 0
+      ? [...current.holders, after]
+      : current.holders.map((h, i) => (i === index ? after : h));
+  const departed = gone
+    ? depart(current.departed, [after], now)
+    : index < 0 && current.departed?.some((d) => d.id === report.holder)
+      ? current.departed.filter((d) => d.id !== report.holder)
+      : current.departed;
   // Unspent tokens come home, never above what the bucket may hold beside those still out.
   const back = after.tokensReturned - before.tokensReturned;
   // Refilled after the spending is known: the tokens a holder spent since its last report stop
   // counting against the burst for the whole interval. Refilling first held the bucket to burst
   // minus tokens already spent, so a lone holder got burst/2 per renewal (the multi-isolate run:
   // rate 40/s, burst 8 served 16/s). The bucket and what is out still never exceed the burst.
-  let next: LeaseBook = refilled({ ...current, holders }, limits, now);
+  let next: LeaseBook = refilled({ ...current, holders, ...(departed ? { departed } : {}) }, limits, now);
   next = {
     ...next,
     bucket: { ...next.bucket, tokens: Math.min(bucketCapacity(next, limits), next.bucket.tokens + back) },
@@ -176,7 +214,8 @@ export function reclaimExpired(
   const reclaimed = book.holders.filter((h) => h.reclaimAt <= now);
   if (reclaimed.length === 0) return { book, reclaimed };
   const current = refilled(book, limits, now);
-  return { book: { ...current, holders: current.holders.filter((h) => h.reclaimAt > now) }, reclaimed };
+  const holders = current.holders.filter((h) => h.reclaimAt > now);
+  return { book: { ...current, holders, departed: depart(current.departed, reclaimed, now) }, reclaimed };
 }
 
 export function earliestReclaim(book: LeaseBook): number | null {

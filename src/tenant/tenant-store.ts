@@ -2,6 +2,7 @@ import { z } from "zod";
 import type { Counters } from "../admission/counters";
 import { emptyCounters } from "../admission/counters";
 import { ADMISSION_SHED_REASONS, type AdmissionShedReason } from "../admission/shed-reason";
+import { MAX_DEPARTED } from "../lease/lease-book";
 import { leaseTallySchema, MAX_HOLDERS } from "../lease/lease-protocol";
 import { RecordTable } from "../storage/record-table";
 import { admissionLimitsSchema, tenantConfigSchema, type TenantConfig } from "./tenant-config";
@@ -26,6 +27,8 @@ export interface KeyRecord {
 export interface RuntimeRecord {
   readonly bucket: { readonly tokens: number; readonly updatedAt: number };
   readonly holders: readonly z.infer<typeof holderSchema>[];
+  /** Holders that left or were reclaimed, by their last report (see DepartedHolder in lease-book.ts). */
+  readonly departed?: readonly z.infer<typeof departedSchema>[];
   readonly counters: Counters;
   /** Limits carried by requests, for objects without a config (anonymous per-IP buckets). */
   readonly carriedLimits: z.infer<typeof admissionLimitsSchema> | null;
@@ -60,9 +63,17 @@ const holderSchema = z.strictObject({
   reclaimAt: z.number(),
 });
 
+const departedSchema = z.strictObject({
+  id: z.string(),
+  seq: z.number().int(),
+  tally: leaseTallySchema,
+  at: z.number(),
+});
+
 const runtimeSchema = z.object({
   bucket: z.object({ tokens: z.number(), updatedAt: z.number() }),
   holders: z.array(holderSchema).max(MAX_HOLDERS),
+  departed: z.array(departedSchema).max(MAX_DEPARTED).optional(),
   /** Stored as written; fields added in later versions start at zero (see loadRuntime). */
   counters: z.record(z.string(), z.unknown()),
   carriedLimits: admissionLimitsSchema.nullable(),

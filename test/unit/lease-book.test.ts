@@ -1,6 +1,8 @@
 import { describe, expect, it } from "vitest";
 import {
+  DEPARTED_KEEP_MS,
   type LeaseBook,
+  MAX_DEPARTED,
   applyLimits,
   applyReport,
   earliestReclaim,
@@ -257,6 +259,56 @@ describe("lease book: cumulative reports", () => {
     expect(tokensOut(late.book)).toBe(0);
     const other = renew(late.book, report(B, 0, { waiting: counts({ normal: 1 }) }), T0 + 30);
     expect(other.answer).toMatchObject({ slotsGranted: 4, targetSlots: 4 });
+  });
+
+  it("applies a leaving report retried after its answer was lost once: the holder is gone, the copy is stale", () => {
+    const first = started();
+    const leaving = report(A, 1, {
+      leaving: true,
+      slotsReturned: 4,
+      tokensReturned: 5,
+      tally: { ...emptyTally(), arrived: 7 },
+    });
+    const once = applyReport(first.book, LIMITS, leaving, T0 + 10);
+    expect(once.kind === "applied" && once.delta.arrived).toBe(7);
+    expect(once.book.holders).toEqual([]);
+    const again = applyReport(once.book, LIMITS, leaving, T0 + 20);
+    expect(again.kind).toBe("stale");
+  });
+
+  it("counts a reclaimed holder's late report only for what it decided since its last report, and grants it nothing", () => {
+    const first = started();
+    const seen = applyReport(first.book, LIMITS, report(A, 1, { tally: { ...emptyTally(), arrived: 5 } }), T0 + 10);
+    const reclaimAt = find(seen.book, A).reclaimAt;
+    const reclaimed = reclaimExpired(seen.book, LIMITS, reclaimAt);
+    expect(reclaimed.reclaimed.map((h) => h.id)).toEqual([A]);
+    const late = applyReport(
+      reclaimed.book,
+      LIMITS,
+      report(A, 2, { waiting: counts({ normal: 1 }), tally: { ...emptyTally(), arrived: 8 } }),
+      reclaimAt + 10,
+    );
+    expect(late.kind === "applied" && late.delta.arrived).toBe(3);
+    expect(slotsOut(late.book)).toBe(0);
+    expect(grant(late.book, LIMITS, A, reclaimAt + 10).granted).toBe(false);
+    // Back among the holders, it is no longer remembered as departed.
+    expect(late.book.departed?.some((d) => d.id === A)).toBe(false);
+  });
+
+  it(`remembers at most ${MAX_DEPARTED} departed holders, and none past ${DEPARTED_KEEP_MS} ms`, () => {
+    let book = emptyBook({ ...LIMITS, maxInFlight: 1 }, T0);
+    for (let i = 0; i < MAX_DEPARTED + 5; i++) {
+      book = applyReport(book, LIMITS, report(holder(i), 0, { leaving: true }), T0 + i).book;
+    }
+    expect(book.departed).toHaveLength(MAX_DEPARTED);
+    expect(book.departed?.[0]?.id).toBe(holder(5));
+    const later = applyReport(
+      book,
+      LIMITS,
+      report(holder(100_000), 0, { leaving: true }),
+      T0 + DEPARTED_KEEP_MS + MAX_DEPARTED + 5,
+    );
+    expect(later.book.departed?.map((d) => d.id)).toEqual([holder(100_000)]);
   });
 
   it("grants a holder first heard of in the middle of its reports from its next report on", () => {
