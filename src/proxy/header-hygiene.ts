@@ -16,18 +16,26 @@ const HOP_BY_HOP = new Set([
   "upgrade",
 ]);
 
-/** Set by the guard only. `x-envoy-*` carries timeouts an Envoy origin would trust. */
+/**
+ * Set by the guard only. The client-address headers are the ones origins and their frameworks
+ * are known to trust for "who is this" (rate limits, audit logs, allow lists): a client that
+ * could send one would choose its own address. `x-envoy-*` carries timeouts an Envoy origin
+ * would trust.
+ */
 const GUARD_ASSERTED = new Set([
   "x-request-timeout-ms",
   "x-request-deadline",
-  "x-forwarded-for",
-  "x-forwarded-proto",
-  "x-forwarded-host",
   "x-real-ip",
+  "true-client-ip",
+  "x-client-ip",
+  "client-ip",
+  "x-cluster-client-ip",
+  "fastly-client-ip",
+  "x-original-forwarded-for",
   "forwarded",
   "host",
 ]);
-const GUARD_ASSERTED_PREFIXES = ["x-guard-", "x-envoy-"];
+const GUARD_ASSERTED_PREFIXES = ["x-guard-", "x-envoy-", "x-forwarded-"];
 
 function connectionListed(headers: Headers): Set<string> {
   const listed = headers.get("connection") ?? "";
@@ -76,6 +84,7 @@ export function originRequestHeaders(client: Headers, asserted: OriginAssertions
   return headers;
 }
 
+/** The origin's `x-guard-*` headers are the guard's vocabulary: never passed on to a client. */
 export function clientResponseHeaders(origin: Headers): Headers {
-  return withoutHopByHop(origin);
+  return withoutHopByHop(origin, (name) => name.startsWith("x-guard-"));
 }

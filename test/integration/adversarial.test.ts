@@ -1,0 +1,68 @@
+/**
+ * Clients cannot steer the guard: one test per item of the adversarial review (issue 13), each
+ * tried as an attacker would, through the real Worker.
+ */
+import { createExecutionContext, env } from "cloudflare:test";
+import { afterEach, describe, expect, it } from "vitest";
+import { createApp } from "../../src/app";
+import type { Env } from "../../src/env";
+import { type FakeOrigin, installFakeOrigin } from "./fake-origin";
+import { ADMIN_TOKEN, createTenant, proxied, uniqueTenant } from "./support";
+
+let origin: FakeOrigin | undefined;
+afterEach(() => origin?.restore());
+
+/** The Worker on `env` with `overrides`, for settings a test breaks on purpose. */
+async function fetchWith(overrides: Partial<Record<keyof Env, unknown>>, path: string, init: RequestInit = {}) {
+  const app = createApp({ sink: () => ({ record: () => {} }), random: () => 0 });
+  const ctx = createExecutionContext();
+  const response = await app.fetch(new Request(`http://guard.test${path}`, init), { ...env, ...overrides } as Env, ctx);
+  // Not waiting for its waitUntil work: a lease's renewals run on there until it goes idle.
+  const body = await response.text();
+  return { response, body };
+}
+
+describe("identity headers are the guard's (item 9)", () => {
+  const CLIENT_ADDRESS_HEADERS = [
+    "true-client-ip",
+    "x-client-ip",
+    "client-ip",
+    "x-cluster-client-ip",
+    "fastly-client-ip",
+    "x-original-forwarded-for",
+    "x-real-ip",
+    "forwarded",
+    "x-forwarded-for",
+    "x-forwarded-host",
+    "x-forwarded-proto",
+    "x-forwarded-port",
+    "x-forwarded-server",
+    "x-forwarded-prefix",
+    "x-guard-tenant",
+    "x-guard-anything",
+  ];
+
+  it("never lets a client-sent address, forwarding or x-guard-* header reach the origin", async () => {
+    origin = installFakeOrigin();
+    const key = await createTenant(uniqueTenant("identity"));
+    const headers = Object.fromEntries(CLIENT_ADDRESS_HEADERS.map((name) => [name, "10.6.6.6"]));
+    await (await proxied(key, "/x", { headers: { ...headers, "cf-connecting-ip": "203.0.113.9" } })).text();
+    const seen = origin.requests[0]!.headers;
+    for (const name of CLIENT_ADDRESS_HEADERS) expect(seen.get(name), name).not.toBe("10.6.6.6");
+    // The guard's own assertions are there, with its values.
+    expect(seen.get("x-forwarded-for")).toBe("203.0.113.9");
+    expect(seen.get("x-forwarded-host")).toBe("guard.test");
+  });
+
+  it("never passes the origin's x-guard-* response headers on to the client", async () => {
+    origin = installFakeOrigin(
+      () => new Response("ok", { headers: { "x-guard-tenant": "admin", "x-guard-degraded": "no", "x-app": "kept" } }),
+    );
+    const key = await createTenant(uniqueTenant("respheaders"));
+    const response = await proxied(key, "/x");
+    await response.text();
+    expect(response.headers.get("x-guard-tenant")).toBeNull();
+    expect(response.headers.get("x-guard-degraded")).toBeNull();
+    expect(response.headers.get("x-app")).toBe("kept");
+  });
+});
