@@ -16,7 +16,12 @@ export function errorResponse(error: unknown): Response {
   if (error instanceof ProblemError) return error.response();
   if (error instanceof ConfigError) {
     console.error(error.message);
-    return problemResponse({ type: "about:blank", title: "Internal Server Error", status: 500, detail: error.message });
+    return problemResponse({
+      type: "about:blank",
+      title: "Internal Server Error",
+      status: 500,
+      detail: error.publicDetail,
+    });
   }
   if (error instanceof HTTPException) {
     return problemResponse({

@@ -9,6 +9,11 @@ export interface GuardConfig {
   readonly originUrl: URL;
   /** null disables the admin API: it fails closed, never open. */
   readonly adminToken: string | null;
+  /**
+   * Why a configured ADMIN_TOKEN was refused (its value never shown): the admin API answers 503
+   * with this, while the proxy serves on. A bad admin setting must not take the API traffic down.
+   */
+  readonly adminTokenProblem: string | null;
   readonly unknownKeys: "anonymous" | "reject";
   /**
    * When a Durable Object cannot be reached or is overloaded: "closed" sheds with 503
@@ -25,17 +30,18 @@ export interface GuardConfig {
   readonly waiterWake: "promise" | "poll";
 }
 
+const adminTokenSchema = z
+  .string()
+  .min(16, "must be at least 16 characters")
+  .regex(/^[A-Za-z0-9._~+/=-]+$/, "may only contain A-Z a-z 0-9 . _ ~ + / = -")
+  .optional()
+  .or(z.literal("").transform(() => undefined));
+
 const envSchema = z.object({
   ORIGIN_URL: z
     .string({ error: "is required: the origin that admitted requests are forwarded to" })
     .url("must be an absolute http(s) URL")
     .refine((value) => /^https?:/i.test(value), "must use http or https"),
-  ADMIN_TOKEN: z
-    .string()
-    .min(16, "must be at least 16 characters")
-    .regex(/^[A-Za-z0-9._~+/=-]+$/, "may only contain A-Z a-z 0-9 . _ ~ + / = -")
-    .optional()
-    .or(z.literal("").transform(() => undefined)),
   UNKNOWN_KEYS: z.enum(["anonymous", "reject"]).default("anonymous"),
   FAIL_MODE: z.enum(["open", "closed"]).default("closed"),
   FAIL_OPEN_MAX_IN_FLIGHT: z.coerce
@@ -47,8 +53,18 @@ const envSchema = z.object({
   WAITER_WAKE: z.enum(["promise", "poll"]).default("promise"),
 });
 
+/**
+ * A setting the proxy needs is bad. `message` names each setting with its value, for the log;
+ * `publicDetail` names the settings only, for a client's answer.
+ */
 export class ConfigError extends Error {
   override readonly name = "ConfigError";
+  constructor(
+    message: string,
+    readonly publicDetail: string,
+  ) {
+    super(message);
+  }
 }
 
 const parsed = new WeakMap<object, GuardConfig | ConfigError>();
@@ -66,25 +82,32 @@ export function guardConfig(env: Env): GuardConfig {
 function parseEnv(env: Env): GuardConfig | ConfigError {
   const result = envSchema.safeParse({
     ORIGIN_URL: env.ORIGIN_URL,
-    ADMIN_TOKEN: env.ADMIN_TOKEN,
     UNKNOWN_KEYS: env.UNKNOWN_KEYS,
     FAIL_MODE: env.FAIL_MODE || undefined,
     FAIL_OPEN_MAX_IN_FLIGHT: env.FAIL_OPEN_MAX_IN_FLIGHT || undefined,
     WAITER_WAKE: env.WAITER_WAKE || undefined,
   });
   if (!result.success) {
+    const fields = [...new Set(result.error.issues.map((issue) => issue.path.join(".")))];
     const problems = result.error.issues.map((issue) => {
       const field = issue.path.join(".");
-      const value =
-        field === "ADMIN_TOKEN" ? "(hidden)" : JSON.stringify((env as unknown as Record<string, unknown>)[field]);
-      return `${field} ${issue.message} (got ${value})`;
+      return `${field} ${issue.message} (got ${JSON.stringify((env as unknown as Record<string, unknown>)[field])})`;
     });
-    return new ConfigError(`guard misconfigured: ${problems.join("; ")}`);
+    return new ConfigError(
+      `guard misconfigured: ${problems.join("; ")}`,
+      `the guard is misconfigured (${fields.join(", ")}); the Worker's log names the problem`,
+    );
   }
   const data = result.data;
+  const admin = adminTokenSchema.safeParse(env.ADMIN_TOKEN);
+  const adminTokenProblem = admin.success
+    ? null
+    : `ADMIN_TOKEN ${admin.error.issues.map((issue) => issue.message).join("; ")}`;
+  if (adminTokenProblem) console.error(`admin API disabled: ${adminTokenProblem}`);
   return {
     originUrl: new URL(data.ORIGIN_URL),
-    adminToken: data.ADMIN_TOKEN ?? null,
+    adminToken: admin.success ? (admin.data ?? null) : null,
+    adminTokenProblem,
     unknownKeys: data.UNKNOWN_KEYS,
     failMode: data.FAIL_MODE,
     failOpenMaxInFlight: data.FAIL_OPEN_MAX_IN_FLIGHT,

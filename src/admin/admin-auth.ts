@@ -16,7 +16,15 @@ function unauthorized(detail: string): ProblemError {
  * Without a configured ADMIN_TOKEN every admin request is refused: the API fails closed.
  */
 export const adminAuth: MiddlewareHandler<{ Bindings: Env }> = async function adminAuth(c, next) {
-  const expected = guardConfig(c.env).adminToken;
+  const { adminToken: expected, adminTokenProblem } = guardConfig(c.env);
+  if (adminTokenProblem) {
+    throw new ProblemError({
+      type: "about:blank",
+      title: "Service Unavailable",
+      status: 503,
+      detail: `the admin API is disabled: ${adminTokenProblem} (the proxy still serves)`,
+    });
+  }
   if (!expected) throw unauthorized("the admin API is disabled: no ADMIN_TOKEN is configured");
   const header = c.req.header("authorization") ?? "";
   const match = /^Bearer ([A-Za-z0-9._~+/=-]+)$/i.exec(header.trim());

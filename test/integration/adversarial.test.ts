@@ -66,3 +66,42 @@ describe("identity headers are the guard's (item 9)", () => {
     expect(response.headers.get("x-app")).toBe("kept");
   });
 });
+
+describe("a bad admin setting disables the admin API only (item 11)", () => {
+  for (const [label, token] of [
+    ["too short", "short"],
+    ["with characters outside the allowed set", "a token with spaces and ; semicolons"],
+  ] as const) {
+    it(`keeps proxying with an ADMIN_TOKEN ${label}, and never shows the setting to a client`, async () => {
+      origin = installFakeOrigin(() => new Response("from origin"));
+      const key = await createTenant(uniqueTenant("badadmin"));
+      const proxiedAnswer = await fetchWith({ ADMIN_TOKEN: token }, "/x", { headers: { "x-api-key": key } });
+      expect(proxiedAnswer.response.status).toBe(200);
+      expect(proxiedAnswer.body).toBe("from origin");
+
+      const adminAnswer = await fetchWith({ ADMIN_TOKEN: token }, "/__guard/tenants", {
+        headers: { authorization: `Bearer ${token}` },
+      });
+      expect(adminAnswer.response.status).toBe(503);
+      expect(adminAnswer.response.headers.get("content-type")).toMatch(/^application\/problem\+json/);
+      expect(adminAnswer.body).toContain("ADMIN_TOKEN");
+      expect(adminAnswer.body).not.toContain(token);
+    });
+  }
+
+  it("answers a client with no setting's value when the proxy itself is misconfigured", async () => {
+    const secretish = "http://internal-origin.corp:8443/private";
+    const { response, body } = await fetchWith({ ORIGIN_URL: `not a url ${secretish}` }, "/x");
+    expect(response.status).toBe(500);
+    expect(response.headers.get("content-type")).toMatch(/^application\/problem\+json/);
+    expect(body).not.toContain("internal-origin");
+    expect(body).toContain("misconfigured");
+  });
+
+  it("still serves the admin API with a good token", async () => {
+    const { response } = await fetchWith({ ADMIN_TOKEN }, "/__guard/tenants", {
+      headers: { authorization: `Bearer ${ADMIN_TOKEN}` },
+    });
+    expect(response.status).toBe(200);
+  });
+});
