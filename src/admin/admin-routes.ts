@@ -5,6 +5,7 @@ import { notFound, ProblemError, GUARD_PROBLEM_BASE, badRequest } from "../probl
 import { tenantObjectName } from "../proxy/identity";
 import type { KeyChange } from "../tenant-guard";
 import { ANONYMOUS_TENANT, configWarnings, tenantConfigSchema, tenantNameSchema } from "../tenant/tenant-config";
+import { apiKeySchema } from "../tenant/api-key-format";
 import { TenantDirectory, hashKey } from "../tenant/tenant-directory";
 import { adminAuth } from "./admin-auth";
 import { DASHBOARD_CSP, DASHBOARD_HTML, DASHBOARD_JS } from "./dashboard-page";
@@ -17,12 +18,7 @@ type AdminEnv = { Bindings: Env };
 
 const registerKeySchema = z
   .strictObject({
-    key: z
-      .string()
-      .min(16, "must be at least 16 characters")
-      .max(256, "must be at most 256 characters")
-      .regex(/^[A-Za-z0-9._~+/=-]+$/, "may only contain A-Z a-z 0-9 . _ ~ + / = -")
-      .optional(),
+    key: apiKeySchema.optional(),
   })
   .optional();
 

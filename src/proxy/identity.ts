@@ -2,6 +2,7 @@ import type { GuardConfig } from "../config";
 import { ProblemError } from "../problem";
 import { compileRoutes } from "../tenant/route-rules";
 import type { AdmissionLimits } from "../admission/limits";
+import { KeyLookupBudget } from "../edge/key-lookup-budget";
 import { ANONYMOUS_TENANT, DEFAULT_ANONYMOUS_CONFIG, limitsOf } from "../tenant/tenant-config";
 import type { EdgeTenant, TenantDirectory } from "../tenant/tenant-directory";
 
@@ -20,6 +21,9 @@ const defaultAnonymous: EdgeTenant = {
 };
 
 export const tenantObjectName = (tenant: string) => `tenant:${tenant}`;
+
+/** Per isolate: KV lookups of keys this isolate has not cached, per client (see key-lookup-budget.ts). */
+const keyLookups = new KeyLookupBudget();
 
 /**
  * IPv6 clients usually hold a whole /64, so a per-address bucket would let one client rotate
@@ -46,7 +50,9 @@ export async function resolveIdentity(
   config: GuardConfig,
   now: number,
 ): Promise<Identity> {
-  const entry = apiKey ? await directory.tenantForKey(apiKey, now) : null;
+  const entry = apiKey
+    ? await directory.tenantForKey(apiKey, now, () => keyLookups.take(clientBucket(clientIp), now))
+    : null;
   const tenant = entry ? await directory.tenant(entry.tenant, now) : null;
   if (tenant) return { tenant, objectName: tenantObjectName(tenant.name), carriedLimits: undefined };
   return anonymousIdentity(apiKey, clientIp, directory, config, now);

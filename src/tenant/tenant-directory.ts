@@ -1,5 +1,6 @@
 import { z } from "zod";
 import { LruCache } from "../lru-cache";
+import { mayBeApiKey } from "./api-key-format";
 import { type RouteMatcher, compileRoutes } from "./route-rules";
 import { type TenantConfig, tenantConfigSchema } from "./tenant-config";
 
@@ -15,7 +16,13 @@ import { type TenantConfig, tenantConfigSchema } from "./tenant-config";
  */
 export const EDGE_CACHE_TTL_MS = 30_000;
 export const KV_CACHE_TTL_S = 60;
+/**
+ * Known and unknown keys are cached apart, so a flood of unknown keys churns only its own cache
+ * and never evicts a real key. Keys are at most API_KEY_MAX_LENGTH (256) characters (anything
+ * else is never looked up nor cached), so both caches together hold under 8 MiB.
+ */
 const MAX_CACHED_KEYS = 10_000;
+const MAX_CACHED_UNKNOWN_KEYS = 10_000;
 const MAX_CACHED_TENANTS = 1_000;
 
 export interface KeyEntry {
@@ -41,21 +48,32 @@ export async function hashKey(apiKey: string): Promise<string> {
 }
 
 /** Cached in module scope: it lives as long as the isolate, bounded by the LRU limits. */
-const keyCache = new LruCache<string, KeyEntry | null>(MAX_CACHED_KEYS, EDGE_CACHE_TTL_MS);
+const keyCache = new LruCache<string, KeyEntry>(MAX_CACHED_KEYS, EDGE_CACHE_TTL_MS);
+const unknownKeyCache = new LruCache<string, true>(MAX_CACHED_UNKNOWN_KEYS, EDGE_CACHE_TTL_MS);
 const tenantCache = new LruCache<string, EdgeTenant | null>(MAX_CACHED_TENANTS, EDGE_CACHE_TTL_MS);
 
 export class TenantDirectory {
   constructor(private readonly kv: KVNamespace) {}
 
-  /** The tenant an API key belongs to; unknown keys are cached too, so a flood of bad keys stays off KV. */
-  async tenantForKey(apiKey: string, now: number): Promise<KeyEntry | null> {
+  /**
+   * The tenant an API key belongs to, or null. A key no registered key can look like is unknown
+   * at once; one in neither cache is looked up only if `mayLookUp()` allows (the client's lookup
+   * budget), and unknown keys are cached too, so a flood of bad keys stays off KV.
+   */
+  async tenantForKey(apiKey: string, now: number, mayLookUp: () => boolean = () => true): Promise<KeyEntry | null> {
+    if (!mayBeApiKey(apiKey)) return null;
     const cached = keyCache.get(apiKey, now);
     if (cached !== undefined) return cached;
+    if (unknownKeyCache.get(apiKey, now)) return null;
+    if (!mayLookUp()) return null;
     const raw = await this.kv.get(kvKeyName(await hashKey(apiKey)), { type: "json", cacheTtl: KV_CACHE_TTL_S });
     const parsed = keyEntrySchema.safeParse(raw);
-    const entry = parsed.success ? parsed.data : null;
-    keyCache.set(apiKey, entry, now);
-    return entry;
+    if (!parsed.success) {
+      unknownKeyCache.set(apiKey, true, now);
+      return null;
+    }
+    keyCache.set(apiKey, parsed.data, now);
+    return parsed.data;
   }
 
   async tenant(name: string, now: number): Promise<EdgeTenant | null> {
@@ -80,7 +98,10 @@ export class TenantDirectory {
 
   /** Drops this isolate's cached view of a key and its tenant (the object said it is gone). */
   forget(apiKey: string | null, tenant: string): void {
-    if (apiKey) keyCache.delete(apiKey);
+    if (apiKey) {
+      keyCache.delete(apiKey);
+      unknownKeyCache.delete(apiKey);
+    }
     tenantCache.delete(tenant);
   }
 
@@ -97,6 +118,7 @@ export class TenantDirectory {
   async deleteKey(hash: string): Promise<void> {
     await this.kv.delete(kvKeyName(hash));
     keyCache.clear();
+    unknownKeyCache.clear();
   }
 
   async listTenants(cursor: string | undefined, limit: number) {

@@ -22,6 +22,53 @@ async function fetchWith(overrides: Partial<Record<keyof Env, unknown>>, path: s
   return { response, body };
 }
 
+/** env.TENANTS counting its reads of key records (`key:` names). */
+function countingKeyReads(kv: KVNamespace) {
+  const counter = { reads: 0 };
+  const wrapped = new Proxy(kv, {
+    get(target, prop, receiver) {
+      if (prop !== "get") return Reflect.get(target, prop, receiver);
+      return (name: string, options?: unknown) => {
+        if (name.startsWith("key:")) counter.reads += 1;
+        return target.get(name, options as KVNamespaceGetOptions<"json">);
+      };
+    },
+  });
+  return { kv: wrapped, counter };
+}
+
+describe("unknown keys are cheap and bounded (item 1)", () => {
+  it("answers a flood of fresh 8 KB keys as anonymous without a single key lookup", async () => {
+    origin = installFakeOrigin();
+    const { kv, counter } = countingKeyReads(env.TENANTS);
+    for (let i = 0; i < 40; i++) {
+      const key = `${i}`.padStart(8 * 1024, "k");
+      const { response } = await fetchWith({ TENANTS: kv }, "/x", {
+        // A short budget: past the anonymous burst, refused at once instead of waiting for tokens.
+        headers: { "x-api-key": key, "cf-connecting-ip": "198.51.100.40", "x-request-timeout-ms": "50" },
+      });
+      expect([200, 429, 503]).toContain(response.status);
+    }
+    expect(counter.reads).toBe(0);
+  });
+
+  it("costs a few key lookups per client, not one per request, for fresh well-formed keys", async () => {
+    origin = installFakeOrigin();
+    const { kv, counter } = countingKeyReads(env.TENANTS);
+    for (let i = 0; i < 120; i++) {
+      await fetchWith({ TENANTS: kv }, "/x", {
+        headers: {
+          "x-api-key": `spray-${crypto.randomUUID()}`,
+          "cf-connecting-ip": "198.51.100.41",
+          "x-request-timeout-ms": "50",
+        },
+      });
+    }
+    expect(counter.reads).toBeGreaterThan(0);
+    expect(counter.reads).toBeLessThanOrEqual(60);
+  });
+});
+
 describe("identity headers are the guard's (item 9)", () => {
   const CLIENT_ADDRESS_HEADERS = [
     "true-client-ip",
