@@ -44,6 +44,7 @@ import { type OriginLease, OriginStore, type Placement } from "./origin/origin-s
 import { isDrop } from "./origin/origin-drops";
 import { originSaturation } from "./origin/origin-verdict";
 import type { OriginWaiter } from "./origin/origin-waiter";
+import { own } from "./own-keys";
 
 /** Runtime state is written at most this often (as in the tenant object; see FLUSH_INTERVAL_MS there). */
 const ORIGIN_FLUSH_INTERVAL_MS = 250;
@@ -136,7 +137,7 @@ export class OriginGuard extends DurableObject<Env> {
           },
           inFlightByTenant: {
             ...core.inFlightByTenant,
-            [lease.tenant]: (core.inFlightByTenant[lease.tenant] ?? 0) + 1,
+            [lease.tenant]: (own(core.inFlightByTenant, lease.tenant) ?? 0) + 1,
           },
         };
       }
@@ -404,7 +405,7 @@ export class OriginGuard extends DurableObject<Env> {
   private tellSiblings(tenant: string, tenantOnly: boolean, core: OriginState, now: number): void {
     const placement = this.placement;
     if (!placement || placement.config.shards <= 1) return;
-    const untilMs = tenantOnly ? (core.tenantBackoff[tenant] ?? now) : core.backoffUntil;
+    const untilMs = tenantOnly ? (own(core.tenantBackoff, tenant) ?? now) : core.backoffUntil;
     for (let index = 0; index < placement.config.shards; index += 1) {
       if (index === placement.index) continue;
       this.ctx.waitUntil(
@@ -455,7 +456,9 @@ export class OriginGuard extends DurableObject<Env> {
       cause === "backoff"
         ? core?.backoffUntil
         : cause === "tenant_backoff"
-          ? core?.tenantBackoff[waiter.tenant]
+          ? core
+            ? own(core.tenantBackoff, waiter.tenant)
+            : undefined
           : undefined;
     const retryAfterMs =
       held !== undefined

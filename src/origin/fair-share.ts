@@ -6,11 +6,12 @@
  */
 import { priorityRank } from "../admission/priority";
 import type { OriginWaiter } from "./origin-waiter";
+import { own } from "../own-keys";
 
 export type TenantCounts = Readonly<Record<string, number>>;
 
 export function loadOf(inFlightByTenant: TenantCounts, tenant: string, weight: number, extra = 0): number {
-  return ((inFlightByTenant[tenant] ?? 0) + extra) / weight;
+  return ((own(inFlightByTenant, tenant) ?? 0) + extra) / weight;
 }
 
 /**
@@ -42,9 +43,9 @@ export function nextToServe(queue: readonly OriginWaiter[], inFlightByTenant: Te
   return best;
 }
 
-function queuedByTenant(queue: readonly OriginWaiter[]): Record<string, number> {
-  const counts: Record<string, number> = {};
-  for (const waiter of queue) counts[waiter.tenant] = (counts[waiter.tenant] ?? 0) + 1;
+function queuedByTenant(queue: readonly OriginWaiter[]): Map<string, number> {
+  const counts = new Map<string, number>();
+  for (const waiter of queue) counts.set(waiter.tenant, (counts.get(waiter.tenant) ?? 0) + 1);
   return counts;
 }
 
@@ -61,7 +62,7 @@ export function victimFor(
 ): OriginWaiter | null {
   const queued = queuedByTenant(queue);
   const held = (tenant: string, weight: number, extra = 0) =>
-    loadOf(inFlightByTenant, tenant, weight, (queued[tenant] ?? 0) + extra);
+    loadOf(inFlightByTenant, tenant, weight, (queued.get(tenant) ?? 0) + extra);
   const arrivalRank = priorityRank(arrival.priority);
   let victim: OriginWaiter | null = null;
   let victimLoad = 0;

@@ -22,6 +22,7 @@ import { nextToServe, victimFor } from "./fair-share";
 import { type OriginLimits, classCap } from "./origin-config";
 import type { OriginShedCause } from "./origin-shed";
 import type { OriginArrival, OriginWaiter } from "./origin-waiter";
+import { own } from "../own-keys";
 
 export interface OriginState {
   readonly inFlight: number;
@@ -107,7 +108,7 @@ function capFor(state: OriginState, limits: OriginLimits, priority: Priority, no
 /** Until when `tenant`'s traffic (or all traffic) is held back by the origin; 0 when it is not. */
 function heldUntil(state: OriginState, tenant: string, now: number): { until: number; cause: OriginShedCause } | null {
   if (state.backoffUntil > now) return { until: state.backoffUntil, cause: "backoff" };
-  const tenantUntil = state.tenantBackoff[tenant] ?? 0;
+  const tenantUntil = own(state.tenantBackoff, tenant) ?? 0;
   return tenantUntil > now ? { until: tenantUntil, cause: "tenant_backoff" } : null;
 }
 
@@ -118,7 +119,7 @@ function admitOne(state: OriginState, who: Pick<OriginWaiter, "tenant" | "priori
     ...state,
     inFlight,
     inFlightByPriority: { ...state.inFlightByPriority, [who.priority]: state.inFlightByPriority[who.priority] + 1 },
-    inFlightByTenant: { ...state.inFlightByTenant, [who.tenant]: (state.inFlightByTenant[who.tenant] ?? 0) + 1 },
+    inFlightByTenant: { ...state.inFlightByTenant, [who.tenant]: (own(state.inFlightByTenant, who.tenant) ?? 0) + 1 },
     adaptive: inFlight >= cap ? noteLimited(adaptive) : adaptive,
   };
 }
@@ -239,7 +240,7 @@ export function releaseSlot(
   slot: Pick<OriginWaiter, "tenant" | "priority">,
   heldMs: number | null,
 ): OriginState {
-  const tenantHeld = (state.inFlightByTenant[slot.tenant] ?? 0) - 1;
+  const tenantHeld = (own(state.inFlightByTenant, slot.tenant) ?? 0) - 1;
   const inFlightByTenant = { ...state.inFlightByTenant };
   if (tenantHeld > 0) inFlightByTenant[slot.tenant] = tenantHeld;
   else delete inFlightByTenant[slot.tenant];
@@ -331,7 +332,7 @@ function holdTenant(
 ): Record<string, number> {
   const next: Record<string, number> = {};
   for (const [name, end] of Object.entries(holds)) if (end > now) next[name] = end;
-  next[tenant] = Math.max(next[tenant] ?? 0, until);
+  next[tenant] = Math.max(own(next, tenant) ?? 0, until);
   const names = Object.keys(next);
   if (names.length > MAX_TENANT_BACKOFFS) {
     names.sort((a, b) => (next[a] ?? 0) - (next[b] ?? 0));

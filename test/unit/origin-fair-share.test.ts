@@ -27,6 +27,16 @@ describe("fair share across tenants", () => {
     expect(loadOf({}, "b", 1)).toBe(0);
   });
 
+  it("reads a tenant named like an Object property (constructor) as nobody's load, not the prototype's (issue 13, item 7)", () => {
+    expect(loadOf({}, "constructor", 1)).toBe(0);
+    expect(loadOf({ constructor: 2 }, "constructor", 1)).toBe(2);
+    const queue = [waiter("constructor"), waiter("constructor"), waiter("acme")];
+    expect(nextToServe(queue, { acme: 1 })?.tenant).toBe("constructor");
+    // A full queue gives up the newest waiter of the most loaded tenant, by real counts.
+    const full = [waiter("constructor"), waiter("constructor")];
+    expect(victimFor(full, {}, { tenant: "acme", weight: 1, priority: "normal" })?.tenant).toBe("constructor");
+  });
+
   describe("who is served next", () => {
     it("serves nobody from an empty queue", () => {
       expect(nextToServe([], {})).toBeUndefined();
