@@ -1,13 +1,13 @@
 import { Hono } from "hono";
 import { HTTPException } from "hono/http-exception";
 import { adminRoutes } from "./admin/admin-routes";
-import { isAdminPath } from "./admin/admin-path";
 import { type DecisionSink, analyticsEngineSink } from "./analytics";
 import { ConfigError } from "./config";
 import type { Env } from "./env";
 import { ProblemError, notFound, problemResponse } from "./problem";
 import type { OriginFetch } from "./proxy/forward";
 import { guardRequest } from "./proxy/guard-request";
+import { normalisePath } from "./request-path";
 
 type AppEnv = { Bindings: Env };
 
@@ -40,6 +40,19 @@ export function errorResponse(error: unknown): Response {
   });
 }
 
+/** The normalised path of each proxied request (src/request-path.ts), decided once in `fetch`. */
+const pathOf = new WeakMap<Request, string>();
+
+function badPath(detail: string): Response {
+  return problemResponse({
+    type: "about:blank",
+    title: "Bad Request",
+    status: 400,
+    detail: `${detail}; send the path in its plain form`,
+    reason: "bad_path",
+  });
+}
+
 export interface AppPorts {
   readonly originFetch?: OriginFetch;
   readonly sink?: (env: Env) => DecisionSink;
@@ -58,17 +71,26 @@ export function createApp(ports: AppPorts = {}) {
   const proxy = new Hono<AppEnv>();
   proxy.onError((error) => errorResponse(error));
   proxy.all("*", (c) =>
-    guardRequest(c.req.raw, c.env, c.executionCtx as ExecutionContext, {
-      originFetch: ports.originFetch ?? ((input, init) => fetch(input, init)),
-      sink: (ports.sink ?? ((env: Env) => analyticsEngineSink(env.ANALYTICS)))(c.env),
-      random: ports.random ?? Math.random,
-    }),
+    guardRequest(
+      c.req.raw,
+      pathOf.get(c.req.raw) ?? new URL(c.req.url).pathname,
+      c.env,
+      c.executionCtx as ExecutionContext,
+      {
+        originFetch: ports.originFetch ?? ((input, init) => fetch(input, init)),
+        sink: (ports.sink ?? ((env: Env) => analyticsEngineSink(env.ANALYTICS)))(c.env),
+        random: ports.random ?? Math.random,
+      },
+    ),
   );
 
   return {
     fetch(request: Request, env: Env, ctx: ExecutionContext): Promise<Response> {
-      const app = isAdminPath(new URL(request.url).pathname) ? admin : proxy;
-      return Promise.resolve(app.fetch(request, env, ctx));
+      const verdict = normalisePath(new URL(request.url).pathname);
+      if (verdict.kind === "refused") return Promise.resolve(badPath(verdict.detail));
+      if (verdict.kind === "admin") return Promise.resolve(admin.fetch(request, env, ctx));
+      pathOf.set(request, verdict.path);
+      return Promise.resolve(proxy.fetch(request, env, ctx));
     },
   };
 }

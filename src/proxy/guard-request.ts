@@ -24,8 +24,10 @@ import { type TenantGate, passTenantStage } from "./tenant-stage";
 
 export type { ProxyPorts } from "./forward-admitted";
 
+/** `path` is the request's normalised path (src/request-path.ts): what is classified is what is forwarded. */
 export async function guardRequest(
   request: Request,
+  path: string,
   env: Env,
   ctx: ExecutionContext,
   ports: ProxyPorts,
@@ -34,6 +36,7 @@ export async function guardRequest(
   const config = guardConfig(env);
   const directory = new TenantDirectory(env.TENANTS);
   const url = new URL(request.url);
+  url.pathname = path;
   const clientIp = request.headers.get("cf-connecting-ip");
   const apiKey = request.headers.get("x-api-key");
   const origin = await new OriginDirectory(env.TENANTS).config(now);

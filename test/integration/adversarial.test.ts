@@ -152,3 +152,54 @@ describe("a bad admin setting disables the admin API only (item 11)", () => {
     expect(response.status).toBe(200);
   });
 });
+
+describe("route rules cannot be evaded by spelling (item 6)", () => {
+  it.each(["/v1/%72eports/x", "//v1/reports/x", "/v1/./reports/x", "/v1/x/../reports/x", "/v1/%2e/reports/x"])(
+    "classifies %s by the /v1/reports/* rule and forwards the path it classified",
+    async (path) => {
+      origin = installFakeOrigin();
+      const key = await createTenant(uniqueTenant("spelling"), {
+        routes: [{ method: "*", path: "/v1/reports/*", priority: "low" }],
+      });
+      await (await proxied(key, path)).text();
+      const seen = origin.requests[0]!;
+      expect(seen.headers.get("x-guard-priority")).toBe("low");
+      expect(new URL(seen.url).pathname).toBe("/v1/reports/x");
+    },
+  );
+
+  it.each(["/v1%2Freports/x", "/v1/reports%2fx", "/v1%5Creports/x", "/v1/%00/x"])(
+    "refuses %s with 400 problem+json and forwards nothing",
+    async (path) => {
+      origin = installFakeOrigin();
+      const key = await createTenant(uniqueTenant("encoded"));
+      const response = await proxied(key, path);
+      expect(response.status).toBe(400);
+      expect(response.headers.get("content-type")).toMatch(/^application\/problem\+json/);
+      expect(await response.json()).toMatchObject({ reason: "bad_path" });
+      expect(origin.requests).toHaveLength(0);
+    },
+  );
+});
+
+describe("the admin prefix in any other spelling is refused, never forwarded (item 12)", () => {
+  it.each([
+    "/__guard;x/tenants",
+    "/__guard./tenants",
+    "/x/..%2F__guard/tenants",
+    "/%255F%255Fguard/tenants",
+    "/__GUARD%20/x",
+  ])("refuses %s", async (path) => {
+    origin = installFakeOrigin();
+    const { response } = await fetchWith({}, path, { headers: { authorization: `Bearer ${ADMIN_TOKEN}` } });
+    expect(response.status).toBe(400);
+    expect(origin.requests).toHaveLength(0);
+  });
+
+  it("serves /%5F%5Fguard/... as the admin API", async () => {
+    const { response } = await fetchWith({}, "/%5F%5Fguard/tenants", {
+      headers: { authorization: `Bearer ${ADMIN_TOKEN}` },
+    });
+    expect(response.status).toBe(200);
+  });
+});

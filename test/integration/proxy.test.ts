@@ -33,7 +33,7 @@ describe("forwarding", () => {
       async (request) => new Response(`echo:${await request.text()}`, { status: 201, headers: { "x-origin": "yes" } }),
     );
     const key = await createTenant(uniqueTenant("fwd"));
-    const response = await proxied(key, "/v1/items/a%2Fb?q=1", {
+    const response = await proxied(key, "/v1/items/a%20b?q=1", {
       method: "POST",
       body: "payload",
       headers: { "content-type": "text/plain" },
@@ -44,7 +44,7 @@ describe("forwarding", () => {
     expect(await response.text()).toBe("echo:payload");
     const seen = origin.requests[0]!;
     expect(seen.method).toBe("POST");
-    expect(seen.url).toBe("http://origin.test/v1/items/a%2Fb?q=1");
+    expect(seen.url).toBe("http://origin.test/v1/items/a%20b?q=1");
     expect(seen.headers.get("content-type")).toBe("text/plain");
   });
 

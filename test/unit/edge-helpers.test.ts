@@ -1,27 +1,57 @@
 import { describe, expect, it } from "vitest";
-import { isAdminPath } from "../../src/admin/admin-path";
+import { normalisePath } from "../../src/request-path";
 import { LruCache } from "../../src/lru-cache";
 import { clientResponseHeaders, originRequestHeaders } from "../../src/proxy/header-hygiene";
 import { clientBucket } from "../../src/proxy/identity";
 import { originTarget } from "../../src/proxy/forward";
 
-describe("admin path detection", () => {
+describe("one normalised path: admin or proxy, decided once (issue 13, items 6 and 12)", () => {
   it.each([
     "/__guard",
     "/__guard/tenants",
     "/__GUARD/tenants",
     "/%5F%5Fguard/tenants",
     "/%5f%5fGuard",
-    "/%255F%255Fguard/tenants",
     "//__guard/tenants",
-    "/\\__guard/tenants",
   ])("treats %s as admin", (path) => {
-    expect(isAdminPath(path)).toBe(true);
+    expect(normalisePath(path).kind).toBe("admin");
   });
 
-  it.each(["/", "/api/__guard", "/__guardian", "/%E0%A4%A"])("forwards %s", (path) => {
-    expect(isAdminPath(path)).toBe(false);
+  it.each([
+    "/%255F%255Fguard/tenants",
+    "/\\__guard/tenants",
+    "/__guard;x/tenants",
+    "/__guard./tenants",
+    "/__guard%20/tenants",
+    "/x/..%2F__guard/tenants",
+    "/x/..%2f..%2f__guard",
+    "/%2e%2e%5c__guard",
+  ])("refuses %s: a spelling of the admin prefix that is not exactly it", (path) => {
+    expect(normalisePath(path).kind).toBe("refused");
   });
+
+  it.each([
+    ["/", "/"],
+    ["/api/__guard", "/api/__guard"],
+    ["/__guardian", "/__guardian"],
+    ["/v1/%72eports/x", "/v1/reports/x"],
+    ["//v1/reports/x", "/v1/reports/x"],
+    ["/v1/./reports/x", "/v1/reports/x"],
+    ["/v1/x/../reports/x", "/v1/reports/x"],
+    ["/v1/%2E%2E/v1/reports/x", "/v1/reports/x"],
+    ["/../../etc", "/etc"],
+    ["/a%20b/%c3%a9", "/a%20b/%C3%A9"],
+    ["/dir/", "/dir/"],
+  ])("forwards %s as %s", (raw, normalised) => {
+    expect(normalisePath(raw)).toEqual({ kind: "proxy", path: normalised });
+  });
+
+  it.each(["/a%2Fb", "/a%5cb", "/a\\b", "/a%00b", "/%E0%A4%A", "/%zz"])(
+    "refuses %s: encoded separators, NUL and malformed escapes",
+    (path) => {
+      expect(normalisePath(path).kind).toBe("refused");
+    },
+  );
 });
 
 describe("header hygiene", () => {
