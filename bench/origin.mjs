@@ -13,7 +13,9 @@
 //
 // Standalone:  node bench/origin.mjs --port 8788 [--concurrency 4] [--service-ms 100] [--jitter 0.3]
 //              [--max-queue 5000] [--capacity-header x-origin-capacity]
-// Control (loopback only; also reachable through the guard, which is fine for a lab):
+// Control (loopback only; never through the guard: a request carrying the guard's
+// x-guard-request-id, which the guard sets on everything it forwards and strips from clients, is
+// refused 403, so a client of the demo cannot reset or reconfigure the origin):
 //   GET /__origin/stats    counters since the last reset
 //   POST /__origin/reset   zero counters, answer queued requests with 503 (next phase starts clean)
 //   POST /__origin/config  {"serviceMs":500, "concurrency":4, "jitter":0.3} applies to new work;
@@ -277,8 +279,10 @@ export function createOrigin(opts = {}) {
       if (size <= BODY_CAP) chunks.push(c);
     });
     req.on("end", () => {
-      if (req.url.startsWith("/__origin/")) control(req, res, Buffer.concat(chunks).toString("utf8"));
-      else accept(req, res);
+      if (!req.url.startsWith("/__origin/")) accept(req, res);
+      else if (req.headers[FORWARDED_BY_GUARD] !== undefined) {
+        send({ res }, 403, { ok: false, reason: "origin control is not reachable through the guard" });
+      } else control(req, res, Buffer.concat(chunks).toString("utf8"));
     });
     req.on("error", () => {});
   });
@@ -337,6 +341,9 @@ function configError(patch, rules = CONFIG_RULES) {
 
 /** @typedef {{res: http.ServerResponse, epoch: number, receivedAt: number, path: string,
  *   tenant?: string, priority?: string, deadline?: number, timeoutMs?: number}} Job */
+
+/** Set by the guard on every request it forwards (and never passed on from a client). */
+const FORWARDED_BY_GUARD = "x-guard-request-id";
 
 /** A slot idle longer than this had no demand: not a hand-off. */
 const HANDOFF_WINDOW_MS = 100;
