@@ -8,7 +8,7 @@ import { guardConfig } from "../config";
 import type { Env } from "../env";
 import { OriginDirectory } from "../origin/origin-directory";
 import { pessimisticQuota } from "../signals";
-import { TenantDirectory } from "../tenant/tenant-directory";
+import { DirectoryUnavailable, TenantDirectory } from "../tenant/tenant-directory";
 import {
   UNAVAILABLE_RETRY_MS,
   type ForwardContext,
@@ -16,7 +16,7 @@ import {
   failOpenSlot,
   forwardAdmitted,
 } from "./forward-admitted";
-import { anonymousIdentity, resolveIdentity } from "./identity";
+import { type Identity, anonymousIdentity, fallbackIdentity, resolveIdentity } from "./identity";
 import { originParty, shedAtOriginEdge } from "./origin-stage";
 import { type Admitted, plan } from "./plan";
 import { shed } from "./shed-answer";
@@ -41,11 +41,15 @@ export async function guardRequest(
   const apiKey = request.headers.get("x-api-key");
   const origin = await new OriginDirectory(env.TENANTS).config(now);
 
-  let current = plan(request, url, await resolveIdentity(apiKey, clientIp, directory, config, now), now);
+  const identity = await orUnavailable(resolveIdentity(apiKey, clientIp, directory, config, now));
+  let current = plan(request, url, identity ?? fallbackIdentity(clientIp), now);
   const forward = (admitted: Admitted) => {
     const fc: ForwardContext = { request, url, env, ctx, ports, plan: current, origin };
     return forwardAdmitted(fc, admitted);
   };
+
+  // KV could not tell who this is: the fail mode decides, on the built-in anonymous limits.
+  if (!identity) return whenUnavailable();
 
   // The origin (or its stage) already said no to this tenant's kind of request: the cheapest
   // answer comes first, before any tenant token is spent.
@@ -70,7 +74,9 @@ export async function guardRequest(
   if (gate.kind === "unconfigured" && !current.identity.carriedLimits) {
     // The tenant was deleted while this isolate still had its key cached: forget it here now.
     directory.forget(apiKey, current.identity.tenant.name);
-    current = plan(request, url, await anonymousIdentity(apiKey, clientIp, directory, config, now), Date.now());
+    const anonymous = await orUnavailable(anonymousIdentity(apiKey, clientIp, directory, config, now));
+    current = plan(request, url, anonymous ?? fallbackIdentity(clientIp), Date.now());
+    if (!anonymous) return whenUnavailable();
     gate = await passTenantStage(env, ctx, request, current, ports.random);
   }
 
@@ -89,13 +95,17 @@ export async function guardRequest(
     case "gone":
       // Nobody is there to read an answer; the status is for the logs.
       return new Response(null, { status: 499 });
-    case "unavailable": {
-      const leave = failOpenSlot(config);
-      if (leave) return forward(failOpenAdmission(leave, pessimisticQuota(current.identity.tenant.config)));
-      return unavailable();
-    }
+    case "unavailable":
+      return whenUnavailable();
     case "unconfigured":
       return unavailable();
+  }
+
+  /** An object or KV could not be asked: FAIL_MODE=open forwards on this isolate's limiter. */
+  function whenUnavailable(): Promise<Response> | Response {
+    const leave = failOpenSlot(config);
+    if (leave) return forward(failOpenAdmission(leave, pessimisticQuota(current.identity.tenant.config)));
+    return unavailable();
   }
 
   function unavailable(): Response {
@@ -106,6 +116,17 @@ export async function guardRequest(
       waitedMs: 0,
       stage: "guard",
     });
+  }
+}
+
+/** The identity, or null when the directory could not be read (logged); other errors go on. */
+async function orUnavailable(resolving: Promise<Identity>): Promise<Identity | null> {
+  try {
+    return await resolving;
+  } catch (error) {
+    if (!(error instanceof DirectoryUnavailable)) throw error;
+    console.error("tenant directory unavailable", error.message, error.cause);
+    return null;
   }
 }
 

@@ -58,6 +58,18 @@ export async function resolveIdentity(
   return anonymousIdentity(apiKey, clientIp, directory, config, now);
 }
 
+/**
+ * Who a request is charged to when the directory cannot be read: the built-in anonymous limits
+ * for its client, decided without KV (the fail mode then says whether it is forwarded).
+ */
+export function fallbackIdentity(clientIp: string | null): Identity {
+  return {
+    tenant: defaultAnonymous,
+    objectName: `${ANONYMOUS_TENANT}:${clientBucket(clientIp)}`,
+    carriedLimits: limitsOf(defaultAnonymous.config),
+  };
+}
+
 export async function anonymousIdentity(
   apiKey: string | null,
   clientIp: string | null,

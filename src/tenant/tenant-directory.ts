@@ -52,6 +52,19 @@ const keyCache = new LruCache<string, KeyEntry>(MAX_CACHED_KEYS, EDGE_CACHE_TTL_
 const unknownKeyCache = new LruCache<string, true>(MAX_CACHED_UNKNOWN_KEYS, EDGE_CACHE_TTL_MS);
 const tenantCache = new LruCache<string, EdgeTenant | null>(MAX_CACHED_TENANTS, EDGE_CACHE_TTL_MS);
 
+/** KV could not be read: the request takes the guard's fail mode, never a bare 500. */
+export class DirectoryUnavailable extends Error {
+  override readonly name = "DirectoryUnavailable";
+}
+
+async function readJson(kv: KVNamespace, name: string): Promise<unknown> {
+  try {
+    return await kv.get(name, { type: "json", cacheTtl: KV_CACHE_TTL_S });
+  } catch (error) {
+    throw new DirectoryUnavailable(`reading ${name.split(":")[0]} from KV failed`, { cause: error });
+  }
+}
+
 export class TenantDirectory {
   constructor(private readonly kv: KVNamespace) {}
 
@@ -66,7 +79,7 @@ export class TenantDirectory {
     if (cached !== undefined) return cached;
     if (unknownKeyCache.get(apiKey, now)) return null;
     if (!mayLookUp()) return null;
-    const raw = await this.kv.get(kvKeyName(await hashKey(apiKey)), { type: "json", cacheTtl: KV_CACHE_TTL_S });
+    const raw = await readJson(this.kv, kvKeyName(await hashKey(apiKey)));
     const parsed = keyEntrySchema.safeParse(raw);
     if (!parsed.success) {
       unknownKeyCache.set(apiKey, true, now);
@@ -79,7 +92,7 @@ export class TenantDirectory {
   async tenant(name: string, now: number): Promise<EdgeTenant | null> {
     const cached = tenantCache.get(name, now);
     if (cached !== undefined) return cached;
-    const raw = await this.kv.get(kvTenantName(name), { type: "json", cacheTtl: KV_CACHE_TTL_S });
+    const raw = await readJson(this.kv, kvTenantName(name));
     const parsed = tenantConfigSchema.safeParse(raw);
     const tenant = parsed.success ? { name, config: parsed.data, classify: compileRoutes(parsed.data) } : null;
     tenantCache.set(name, tenant, now);

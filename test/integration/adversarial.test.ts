@@ -203,3 +203,38 @@ describe("the admin prefix in any other spelling is refused, never forwarded (it
     expect(response.status).toBe(200);
   });
 });
+
+describe("a KV failure takes the configured fail mode, never a bare 500 (item 8)", () => {
+  const brokenKv = new Proxy(env.TENANTS, {
+    get(target, prop, receiver) {
+      if (prop === "get") return async () => Promise.reject(new Error("KV is down"));
+      return Reflect.get(target, prop, receiver);
+    },
+  });
+
+  it("sheds 503 guard_unavailable with every signal when failing closed, forwarding nothing", async () => {
+    origin = installFakeOrigin();
+    const key = await createTenant(uniqueTenant("kvdown"));
+    const { response, body } = await fetchWith({ TENANTS: brokenKv, FAIL_MODE: "closed" }, "/x", {
+      headers: { "x-api-key": key },
+    });
+    expect(response.status).toBe(503);
+    expect(response.headers.get("content-type")).toMatch(/^application\/problem\+json/);
+    expect(Number(response.headers.get("retry-after"))).toBeGreaterThanOrEqual(1);
+    expect(response.headers.get("ratelimit-policy")).not.toBeNull();
+    expect(JSON.parse(body)).toMatchObject({ reason: "guard_unavailable" });
+    expect(origin.requests).toHaveLength(0);
+  });
+
+  it("forwards on the isolate's fail-open limiter, marked degraded, when failing open", async () => {
+    origin = installFakeOrigin(() => new Response("from origin"));
+    const key = await createTenant(uniqueTenant("kvdownopen"));
+    const { response, body } = await fetchWith({ TENANTS: brokenKv, FAIL_MODE: "open" }, "/x", {
+      headers: { "x-api-key": key },
+    });
+    expect(response.status).toBe(200);
+    expect(body).toBe("from origin");
+    expect(response.headers.get("x-guard-degraded")).toBe("fail-open");
+    expect(origin.requests).toHaveLength(1);
+  });
+});
