@@ -455,6 +455,7 @@ async function startMiniflare(bundle, originUrl, edges, workerLogs) {
   });
   const own = { className: "TenantGuard", useSQLite: true };
   const ownOrigin = { className: "OriginGuard", useSQLite: true };
+  const ownKeys = { className: "KeyRegistry", useSQLite: true };
   const remote = (d) => ({ ...d, scriptName: "objects" });
   const noteLog = (level, message) => {
     if (level === "error") workerLogs.errors++;
@@ -469,8 +470,10 @@ async function startMiniflare(bundle, originUrl, edges, workerLogs) {
     log: new Log(LogLevel.WARN),
     handleStructuredLogs: ({ level, message }) => noteLog(level, message),
     workers: [
-      worker("objects", { TENANT_GUARD: own, ORIGIN_GUARD: ownOrigin }),
-      ...edges.map((edge) => worker(edge, { TENANT_GUARD: remote(own), ORIGIN_GUARD: remote(ownOrigin) })),
+      worker("objects", { TENANT_GUARD: own, ORIGIN_GUARD: ownOrigin, KEY_REGISTRY: ownKeys }),
+      ...edges.map((edge) =>
+        worker(edge, { TENANT_GUARD: remote(own), ORIGIN_GUARD: remote(ownOrigin), KEY_REGISTRY: remote(ownKeys) }),
+      ),
     ],
   });
   const before = new Set(descendants(process.pid).map((p) => p.pid));

@@ -1,3 +1,4 @@
+import type { KeyRegistry } from "./key-registry";
 import type { OriginGuard } from "./origin-guard";
 import type { TenantGuard } from "./tenant-guard";
 
@@ -5,6 +6,7 @@ import type { TenantGuard } from "./tenant-guard";
 export interface Env {
   readonly TENANT_GUARD: DurableObjectNamespace<TenantGuard>;
   readonly ORIGIN_GUARD: DurableObjectNamespace<OriginGuard>;
+  readonly KEY_REGISTRY: DurableObjectNamespace<KeyRegistry>;
   readonly TENANTS: KVNamespace;
   readonly ANALYTICS?: AnalyticsEngineDataset;
   readonly ORIGIN_URL?: string;

@@ -1,6 +1,7 @@
 import { createApp } from "./app";
 import type { Env } from "./env";
 
+export { KeyRegistry } from "./key-registry";
 export { OriginGuard } from "./origin-guard";
 export { TenantGuard } from "./tenant-guard";
 

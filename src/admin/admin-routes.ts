@@ -6,6 +6,8 @@ import { tenantObjectName } from "../proxy/identity";
 import type { KeyChange } from "../tenant-guard";
 import { ANONYMOUS_TENANT, configWarnings, tenantConfigSchema, tenantNameSchema } from "../tenant/tenant-config";
 import { apiKeySchema } from "../tenant/api-key-format";
+import { keyRegistryName } from "../tenant/key-claim";
+import type { KeyRecord } from "../tenant/tenant-store";
 import { TenantDirectory, hashKey } from "../tenant/tenant-directory";
 import { adminAuth } from "./admin-auth";
 import { DASHBOARD_CSP, DASHBOARD_HTML, DASHBOARD_JS } from "./dashboard-page";
@@ -41,6 +43,18 @@ function tenantParam(raw: string | undefined): string {
 
 function conflict(detail: string): ProblemError {
   return new ProblemError({ type: `${GUARD_PROBLEM_BASE}conflict`, title: "Conflict", status: 409, detail });
+}
+
+/**
+ * Frees a key this tenant owned: its KV entry goes only if the registry agrees it was this
+ * tenant's, so deleting one tenant's key can never revoke another's.
+ */
+async function releaseKey(env: Env, directory: TenantDirectory, tenant: string, key: KeyRecord): Promise<void> {
+  const released = await env.KEY_REGISTRY.getByName(keyRegistryName(key.hash)).release({ tenant, id: key.id });
+  if (released.kind === "released") return directory.deleteKey(key.hash);
+  // Registered before the registry: the KV entry itself says whose it is.
+  const entry = released.kind === "unclaimed" ? await directory.getKey(key.hash) : null;
+  if (entry?.tenant === tenant && entry.id === key.id) await directory.deleteKey(key.hash);
 }
 
 function stubFor(env: Env, tenant: string) {
@@ -114,7 +128,7 @@ export function adminRoutes(): Hono<AdminEnv> {
     const existed = (await stub.stats()).limits !== null || (await directory.tenant(tenant, Date.now())) !== null;
     if (!existed) throw notFound(`tenant '${tenant}' does not exist`);
     const keys = await stub.destroy();
-    for (const key of keys) await directory.deleteKey(key.hash);
+    for (const key of keys) await releaseKey(c.env, directory, tenant, key);
     await directory.deleteTenant(tenant);
     return c.body(null, 204);
   });
@@ -133,10 +147,24 @@ export function adminRoutes(): Hono<AdminEnv> {
     const key = body?.key ?? `gk_${randomToken(32)}`;
     const hash = await hashKey(key);
     const directory = new TenantDirectory(c.env.TENANTS);
-    if (await directory.getKey(hash)) throw conflict("that key is already registered");
     const record = { id: `key_${randomToken(9)}`, hash, createdAt: Date.now(), hint: `${key.slice(0, 6)}…` };
-    const change = await stubFor(c.env, tenant).addKey(record);
-    if (change.kind !== "ok") throw keyChangeError(change, tenant);
+    // A key registered before the registry existed is known to KV only.
+    if (await directory.getKey(hash)) throw conflict("that key is already registered");
+    // The registry, not KV (eventually consistent), decides: one owner per key, ever at once.
+    const registry = c.env.KEY_REGISTRY.getByName(keyRegistryName(hash));
+    if ((await registry.claim({ tenant, id: record.id })).kind === "taken") {
+      throw conflict("that key is already registered");
+    }
+    const change = await stubFor(c.env, tenant)
+      .addKey(record)
+      .catch(async (error: unknown) => {
+        await registry.release({ tenant, id: record.id });
+        throw error;
+      });
+    if (change.kind !== "ok") {
+      await registry.release({ tenant, id: record.id });
+      throw keyChangeError(change, tenant);
+    }
     await directory.putKey(hash, { tenant, id: record.id });
     return c.json({ id: record.id, key, tenant }, 201);
   });
@@ -146,7 +174,7 @@ export function adminRoutes(): Hono<AdminEnv> {
     const id = c.req.param("id");
     const change = await stubFor(c.env, tenant).removeKey(id);
     if (change.kind !== "ok") throw keyChangeError(change, tenant);
-    await new TenantDirectory(c.env.TENANTS).deleteKey(change.key.hash);
+    await releaseKey(c.env, new TenantDirectory(c.env.TENANTS), tenant, change.key);
     return c.body(null, 204);
   });
 

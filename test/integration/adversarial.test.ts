@@ -7,7 +7,8 @@ import { afterEach, describe, expect, it } from "vitest";
 import { createApp } from "../../src/app";
 import type { Env } from "../../src/env";
 import { type FakeOrigin, installFakeOrigin } from "./fake-origin";
-import { ADMIN_TOKEN, createTenant, proxied, uniqueTenant } from "./support";
+import { hashKey } from "../../src/tenant/tenant-directory";
+import { ADMIN_TOKEN, admin, createTenant, proxied, tenantStub, uniqueTenant } from "./support";
 
 let origin: FakeOrigin | undefined;
 afterEach(() => origin?.restore());
@@ -236,5 +237,37 @@ describe("a KV failure takes the configured fail mode, never a bare 500 (item 8)
     expect(body).toBe("from origin");
     expect(response.headers.get("x-guard-degraded")).toBe("fail-open");
     expect(origin.requests).toHaveLength(1);
+  });
+});
+
+describe("a key belongs to one tenant (item 10)", () => {
+  it("registers one key for two tenants at once exactly once", async () => {
+    const a = uniqueTenant("racea");
+    const b = uniqueTenant("raceb");
+    await createTenant(a);
+    await createTenant(b);
+    const key = `race-${crypto.randomUUID()}`;
+    const answers = await Promise.all([
+      admin("POST", `/tenants/${a}/keys`, { key }),
+      admin("POST", `/tenants/${b}/keys`, { key }),
+    ]);
+    for (const answer of answers) await answer.text();
+    expect(answers.map((answer) => answer.status).sort()).toEqual([201, 409]);
+  });
+
+  it("never revokes another tenant's key when a tenant deletes a record of the same key", async () => {
+    origin = installFakeOrigin();
+    const owner = uniqueTenant("owner");
+    const other = uniqueTenant("other");
+    const key = await createTenant(owner);
+    await createTenant(other);
+    // What a registration race left behind before the registry: the other tenant holds a record
+    // of the same key.
+    const hash = await hashKey(key);
+    await tenantStub(other).addKey({ id: "key_leftover", hash, createdAt: Date.now(), hint: "key-…" });
+    const deleted = await admin("DELETE", `/tenants/${other}/keys/key_leftover`);
+    expect(deleted.status).toBe(204);
+    await (await proxied(key, "/x")).text();
+    expect(origin.requests.at(-1)?.headers.get("x-guard-tenant")).toBe(owner);
   });
 });
