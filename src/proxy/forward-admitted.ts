@@ -238,8 +238,12 @@ async function send(
         const responseHeaders = clientResponseHeaders(upstream.headers);
         setRateLimitFields(responseHeaders, admission.quota, null);
         if (degraded) responseHeaders.set(DEGRADED_HEADER, "fail-open");
-        const body = upstream.body
-          ? releaseOnEnd(upstream.body, result.deadlineSignal, (outcome) => finish(outcome, upstream.status))
+        // A HEAD answer has no body to pass on: nothing would ever read the origin's, and its
+        // slot would stay taken (found by the proxy hunt: one slot leaked per HEAD request).
+        const passBody = request.method !== "HEAD" ? upstream.body : null;
+        if (!passBody) void upstream.body?.cancel().catch(() => undefined);
+        const body = passBody
+          ? releaseOnEnd(passBody, result.deadlineSignal, (outcome) => finish(outcome, upstream.status))
           : null;
         if (!body) finish("completed", upstream.status);
         return new Response(body, {

@@ -279,6 +279,19 @@ describe("shedding", () => {
 });
 
 describe("deadlines and releases", () => {
+  it("gives a HEAD request's slot back at once: its answer has no body to read", async () => {
+    origin = installFakeOrigin(() => new Response("a body the origin sent anyway"));
+    const tenant = uniqueTenant("head");
+    const key = await createTenant(tenant, { maxInFlight: 1, maxQueue: 1, maxWaitMs: 100 });
+    for (let i = 0; i < 3; i++) {
+      const response = await proxied(key, "/x", { method: "HEAD" });
+      expect(response.status).toBe(200);
+    }
+    const lease = tenantLeaseSnapshot(`tenant:${tenant}`);
+    expect(Object.values(lease?.inUse ?? {}).reduce((a, b) => a + b, 0)).toBe(0);
+    expect(origin.requests).toHaveLength(3);
+  });
+
   it("aborts a hanging origin at the deadline with 504 and holds the slot briefly for the origin", async () => {
     origin = installFakeOrigin(hangingOrigin);
     const tenant = uniqueTenant("hang");
