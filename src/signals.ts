@@ -66,6 +66,12 @@ const SHED_RESPONSES: Record<ShedReason, ShedMapping> = {
     violated: [],
     detail: () => "admission control is unavailable; the guard fails closed",
   },
+  anonymous_saturated: {
+    ...reducedCapacity,
+    violated: [CONCURRENCY_POLICY],
+    detail: () =>
+      "requests without a registered API key are at their shared bound; send a registered key in x-api-key, or retry later",
+  },
   origin_saturated: {
     ...reducedCapacity,
     violated: [],

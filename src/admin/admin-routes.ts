@@ -108,6 +108,11 @@ export function adminRoutes(): Hono<AdminEnv> {
     const tenant = tenantParam(c.req.param("tenant"));
     const body = await readJson(c.req.raw);
     const config = parseOrThrow(tenantConfigSchema, body, "tenant config");
+    if (config.aggregate && tenant !== ANONYMOUS_TENANT) {
+      throw badRequest("invalid tenant config: aggregate: only the anonymous tenant has an aggregate bound", {
+        errors: [{ field: "aggregate", message: "only the anonymous tenant has an aggregate bound" }],
+      });
+    }
     // The object is the authority: limits apply there first, then the edge copy follows.
     const stored = await stubFor(c.env, tenant).configure(config);
     await new TenantDirectory(c.env.TENANTS).putTenant(tenant, stored);

@@ -25,6 +25,8 @@ export const SHED_REASONS = [
   "deadline_exceeded",
   /** A Durable Object could not be reached or is overloaded, and the guard fails closed. */
   "guard_unavailable",
+  /** All anonymous traffic together is at the `anonymous` tenant's aggregate bound. */
+  "anonymous_saturated",
   ...ORIGIN_SHED_REASONS,
 ] as const;
 

@@ -82,7 +82,7 @@ export async function guardRequest(
 
   switch (gate.kind) {
     case "admit":
-      return forward(gate.admitted);
+      return current.identity.aggregate ? passAggregate(gate.admitted, current.identity.aggregate) : forward(gate.admitted);
     case "shed":
       return shed(ports, request, current, {
         reason: gate.reason,
@@ -99,6 +99,40 @@ export async function guardRequest(
       return whenUnavailable();
     case "unconfigured":
       return unavailable();
+  }
+
+  /**
+   * Anonymous traffic also passes the bound over all of it (after its own address's bucket, so
+   * one address flooding is shed there first and cannot fill the shared queue). Refused there,
+   * the address's slot goes back unused, its token refunded.
+   */
+  async function passAggregate(own: Admitted, aggregate: NonNullable<Identity["aggregate"]>): Promise<Response> {
+    const identity = { ...current.identity, objectName: aggregate.objectName, carriedLimits: aggregate.limits };
+    const whole = await passTenantStage(env, ctx, request, { ...current, identity }, ports.random);
+    if (whole.kind === "admit") {
+      const both = whole.admitted;
+      return forward({
+        ...own,
+        waitedMs: own.waitedMs + both.waitedMs,
+        release: (outcome) => {
+          both.release(outcome);
+          own.release(outcome);
+        },
+      });
+    }
+    // The shared bound could not be asked: failing open, the address's own bound still holds.
+    if (whole.kind !== "shed" && whole.kind !== "gone" && config.failMode === "open") return forward(own);
+    own.release("not_forwarded");
+    if (whole.kind === "gone") return new Response(null, { status: 499 });
+    if (whole.kind !== "shed") return unavailable();
+    return shed(ports, request, current, {
+      reason: "anonymous_saturated",
+      retryAfterMs: whole.retryAfterMs,
+      quota: whole.quota,
+      waitedMs: own.waitedMs + whole.waitedMs,
+      stage: "tenant",
+      decidedAt: whole.atEdge ? "edge" : "object",
+    });
   }
 
   /** An object or KV could not be asked: FAIL_MODE=open forwards on this isolate's limiter. */

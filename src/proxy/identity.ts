@@ -3,7 +3,7 @@ import { ProblemError } from "../problem";
 import { compileRoutes } from "../tenant/route-rules";
 import type { AdmissionLimits } from "../admission/limits";
 import { KeyLookupBudget } from "../edge/key-lookup-budget";
-import { ANONYMOUS_TENANT, DEFAULT_ANONYMOUS_CONFIG, limitsOf } from "../tenant/tenant-config";
+import { ANONYMOUS_TENANT, DEFAULT_ANONYMOUS_CONFIG, aggregateLimitsOf, limitsOf } from "../tenant/tenant-config";
 import type { EdgeTenant, TenantDirectory } from "../tenant/tenant-directory";
 
 /** Who a request is charged to, and which object decides for it. */
@@ -12,6 +12,20 @@ export interface Identity {
   readonly objectName: string;
   /** For anonymous per-IP objects, which have no config of their own. */
   readonly carriedLimits: AdmissionLimits | undefined;
+  /** Anonymous requests also pass the bound over all anonymous traffic: its object and limits. */
+  readonly aggregate?: { readonly objectName: string; readonly limits: AdmissionLimits };
+}
+
+/** The object that holds the bound over all anonymous traffic together. */
+export const ANONYMOUS_AGGREGATE_OBJECT = `${ANONYMOUS_TENANT}:*all*`;
+
+function anonymousOf(tenant: EdgeTenant, clientIp: string | null): Identity {
+  return {
+    tenant,
+    objectName: `${ANONYMOUS_TENANT}:${clientBucket(clientIp)}`,
+    carriedLimits: limitsOf(tenant.config),
+    aggregate: { objectName: ANONYMOUS_AGGREGATE_OBJECT, limits: aggregateLimitsOf(tenant.config) },
+  };
 }
 
 const defaultAnonymous: EdgeTenant = {
@@ -63,11 +77,7 @@ export async function resolveIdentity(
  * for its client, decided without KV (the fail mode then says whether it is forwarded).
  */
 export function fallbackIdentity(clientIp: string | null): Identity {
-  return {
-    tenant: defaultAnonymous,
-    objectName: `${ANONYMOUS_TENANT}:${clientBucket(clientIp)}`,
-    carriedLimits: limitsOf(defaultAnonymous.config),
-  };
+  return anonymousOf(defaultAnonymous, clientIp);
 }
 
 export async function anonymousIdentity(
@@ -88,10 +98,5 @@ export async function anonymousIdentity(
       { "www-authenticate": 'ApiKey header="x-api-key"' },
     );
   }
-  const tenant = (await directory.tenant(ANONYMOUS_TENANT, now)) ?? defaultAnonymous;
-  return {
-    tenant,
-    objectName: `${ANONYMOUS_TENANT}:${clientBucket(clientIp)}`,
-    carriedLimits: limitsOf(tenant.config),
-  };
+  return anonymousOf((await directory.tenant(ANONYMOUS_TENANT, now)) ?? defaultAnonymous, clientIp);
 }

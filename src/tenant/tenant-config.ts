@@ -63,6 +63,11 @@ export const tenantConfigSchema = admissionLimitsSchema.extend({
    * weight 2 gets twice the origin slots of a tenant with weight 1 while both are waiting.
    */
   weight: z.number().positive().max(BOUNDS.weight).default(1),
+  /**
+   * The `anonymous` tenant only: limits over all anonymous traffic together, beside each client
+   * address's own bucket, so a spray from many addresses cannot take more than this.
+   */
+  aggregate: admissionLimitsSchema.optional(),
 });
 
 export type RouteRule = z.infer<typeof routeRuleSchema>;
@@ -112,3 +117,16 @@ export const DEFAULT_ANONYMOUS_CONFIG: TenantConfig = {
 };
 
 export const ANONYMOUS_TENANT = "anonymous";
+
+/** Over all anonymous traffic when the `anonymous` tenant sets no `aggregate`: ten clients' worth. */
+export const DEFAULT_ANONYMOUS_AGGREGATE = {
+  rate: 50,
+  burst: 100,
+  maxInFlight: 40,
+  maxQueue: 80,
+  maxWaitMs: 1_000,
+} as const;
+
+export function aggregateLimitsOf(config: TenantConfig) {
+  return config.aggregate ?? DEFAULT_ANONYMOUS_AGGREGATE;
+}

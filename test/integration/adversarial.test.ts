@@ -5,10 +5,12 @@
 import { createExecutionContext, env } from "cloudflare:test";
 import { afterEach, describe, expect, it } from "vitest";
 import { createApp } from "../../src/app";
+import { ANONYMOUS_AGGREGATE_OBJECT } from "../../src/proxy/identity";
+import { tenantLeaseSnapshot } from "../../src/proxy/tenant-stage";
 import type { Env } from "../../src/env";
-import { type FakeOrigin, installFakeOrigin } from "./fake-origin";
+import { type FakeOrigin, heldResponses, installFakeOrigin } from "./fake-origin";
 import { hashKey } from "../../src/tenant/tenant-directory";
-import { ADMIN_TOKEN, admin, createTenant, proxied, tenantStub, uniqueTenant } from "./support";
+import { ADMIN_TOKEN, admin, createTenant, guardFetch, proxied, tenantStub, uniqueTenant } from "./support";
 
 let origin: FakeOrigin | undefined;
 afterEach(() => origin?.restore());
@@ -269,5 +271,62 @@ describe("a key belongs to one tenant (item 10)", () => {
     expect(deleted.status).toBe(204);
     await (await proxied(key, "/x")).text();
     expect(origin.requests.at(-1)?.headers.get("x-guard-tenant")).toBe(owner);
+  });
+});
+
+describe("anonymous traffic has an aggregate bound (item 3)", () => {
+  afterEach(async () => {
+    await (await admin("DELETE", "/tenants/anonymous")).text();
+  });
+
+  it("holds a spray from many addresses to the aggregate bound, shedding the rest anonymous_saturated", async () => {
+    const held = heldResponses();
+    origin = installFakeOrigin(held.handler);
+    const put = await admin("PUT", "/tenants/anonymous", {
+      rate: 100,
+      burst: 100,
+      maxInFlight: 4,
+      maxQueue: 4,
+      maxWaitMs: 1000,
+      aggregate: { rate: 100, burst: 100, maxInFlight: 2, maxQueue: 0, maxWaitMs: 0 },
+    });
+    expect(put.status).toBe(200);
+    // A lease of the shared bound that this isolate took under the earlier limits gives what it
+    // holds back only once idle: start from none.
+    for (let turn = 0; turn < 600 && !(tenantLeaseSnapshot(ANONYMOUS_AGGREGATE_OBJECT)?.left ?? true); turn += 1) {
+      await scheduler.wait(5);
+    }
+    const sprayed = ["198.51.100.1", "198.51.100.2", "198.51.100.3", "198.51.100.4"].map((ip) =>
+      guardFetch("/x", { headers: { "cf-connecting-ip": ip } }),
+    );
+    for (let turn = 0; turn < 400 && held.waiting < 2; turn += 1) await scheduler.wait(5);
+    expect(held.waiting).toBe(2);
+    // Each address is far within its own bucket; together they are at the shared bound.
+    // The held two never settle before they are released: the first answer is a refusal.
+    const answer = await Promise.race(sprayed);
+    expect(answer.status).toBe(503);
+    expect(answer.headers.get("content-type")).toMatch(/^application\/problem\+json/);
+    expect(await answer.json()).toMatchObject({ reason: "anonymous_saturated" });
+    expect(Number(answer.headers.get("retry-after"))).toBeGreaterThanOrEqual(1);
+    held.releaseNext();
+    held.releaseNext();
+    const statuses = await Promise.all(sprayed.map(async (r) => (await r).status));
+    expect(statuses.filter((s) => s === 200)).toHaveLength(2);
+    expect(held.waiting).toBe(0);
+  }, 15_000);
+
+  it("refuses an aggregate bound on any tenant but anonymous, naming the field, and stores nothing", async () => {
+    const tenant = uniqueTenant("noaggregate");
+    const put = await admin("PUT", `/tenants/${tenant}`, {
+      rate: 10,
+      burst: 10,
+      maxInFlight: 2,
+      maxQueue: 2,
+      maxWaitMs: 100,
+      aggregate: { rate: 1, burst: 1, maxInFlight: 1, maxQueue: 0, maxWaitMs: 0 },
+    });
+    expect(put.status).toBe(400);
+    expect(JSON.stringify(await put.json())).toContain('"field":"aggregate"');
+    expect((await admin("GET", `/tenants/${tenant}`)).status).toBe(404);
   });
 });
