@@ -240,7 +240,12 @@ export class TenantLeases {
     try {
       while (ended === null) {
         const now = ports.now();
-        const wake = Math.min(expiresAt, nextWakeAt(holder.lease) ?? expiresAt);
+        // Only the queue's head wakes for the lease's own timers (a renewal due, the earliest
+        // expiry); the others sleep until their own expiry, since a grant wakes them by promise.
+        // With every waiter waking at every renewal, a deep queue (300 waiters) cost O(n) wake-ups
+        // of O(n) work each per renewal period, and that CPU sat in every hand-off.
+        const leads = !ports.wakeByPromise || holder.lease.queue[0]?.id === id;
+        const wake = leads ? Math.min(expiresAt, nextWakeAt(holder.lease) ?? expiresAt) : expiresAt;
         const sleepMs = Math.max(1, wake - now);
         if (ports.wakeByPromise) await Promise.race([done, ports.wait(sleepMs)]);
         else await ports.wait(Math.min(sleepMs, POLL_MS));
