@@ -283,7 +283,7 @@ function benchEntry() {
 import guard from ${src("index.ts")};
 import { tenantObjectName } from ${src("proxy/identity.ts")};
 import { tenantLeaseSnapshot } from ${src("proxy/tenant-stage.ts")};
-export { OriginGuard, TenantGuard } from ${src("index.ts")};
+export { KeyRegistry, OriginGuard, TenantGuard } from ${src("index.ts")};
 
 let isolateId = null; // drawn on the first request: module state, one per isolate
 let served = 0;
