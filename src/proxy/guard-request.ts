@@ -82,7 +82,9 @@ export async function guardRequest(
 
   switch (gate.kind) {
     case "admit":
-      return current.identity.aggregate ? passAggregate(gate.admitted, current.identity.aggregate) : forward(gate.admitted);
+      return current.identity.aggregate
+        ? passAggregate(gate.admitted, current.identity.aggregate)
+        : forward(gate.admitted);
     case "shed":
       return shed(ports, request, current, {
         reason: gate.reason,
