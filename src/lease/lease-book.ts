@@ -36,6 +36,12 @@ export interface HolderLease {
   readonly wantTokens: number;
   readonly holdMs: number | null;
   readonly tally: LeaseTally;
+  /**
+   * Requests decided per second, by priority (admitted, shed or gone), from the tally's growth
+   * between reports, smoothed: the holder's offered load, by which a contended limit is split.
+   * Absent in records written before it existed.
+   */
+  readonly offered?: Readonly<Record<Priority, number>>;
   /** The object's clock: until then the holder may admit on what it holds. */
   readonly validUntil: number;
   /** The object's clock: past this the holder is presumed gone and what it holds comes back. */
@@ -176,6 +182,7 @@ export function applyReport(book: LeaseBook, limits: AdmissionLimits, report: Le
     wantTokens: inactive ? 0 : report.wantTokens,
     holdMs: report.holdMs,
     tally: report.tally,
+    offered: index < 0 ? before.offered : offeredLoad(before, report.tally, now),
     validUntil: inactive ? now : validUntil,
     reclaimAt: validUntil + report.coverMs + LEASE_TIMING.graceMs,
   };
@@ -227,6 +234,38 @@ export function earliestReclaim(book: LeaseBook): number | null {
 const wantedTokens = (h: HolderLease) => Math.max(0, h.wantTokens - tokensHeld(h));
 const demandOf = (h: HolderLease) => total(h.inUse) + total(h.waiting);
 
+/** Weight of a new rate sample in a holder's offered load (a few reports' memory). */
+const OFFERED_ALPHA = 0.3;
+
+/** The holder's decisions per second since its last report, by priority, folded into its average. */
+/**
+ * The slots a holder's offered load keeps busy, by priority (Little's law: rate x hold time),
+ * for slot-allocation.ts; none while its load or hold time is not known yet.
+ */
+function withOffered(h: HolderLease) {
+  if (!h.offered || h.holdMs === null) return h;
+  const holdMs = h.holdMs;
+  const offered = countByPriority();
+  for (const p of PRIORITIES) offered[p] = (h.offered[p] * holdMs) / 1000;
+  return { inUse: h.inUse, waiting: h.waiting, offered };
+}
+
+function offeredLoad(before: HolderLease, tally: LeaseTally, now: number): Record<Priority, number> {
+  const lastReportAt = before.validUntil - LEASE_TIMING.ttlMs;
+  const elapsedMs = now - lastReportAt;
+  const previous = before.offered;
+  if (elapsedMs <= 0) return { ...(previous ?? countByPriority()) };
+  const delta = tallyDelta(before.tally, tally);
+  const out = countByPriority();
+  for (const p of PRIORITIES) {
+    let decided = delta.admitted[p];
+    for (const counts of Object.values(delta.shed)) decided += counts[p];
+    const rate = (decided * 1000) / elapsedMs;
+    out[p] = previous ? previous[p] + OFFERED_ALPHA * (rate - previous[p]) : rate;
+  }
+  return out;
+}
+
 export interface GrantResult {
   readonly book: LeaseBook;
   readonly answer: LeaseGrant;
@@ -258,7 +297,7 @@ export function grant(book: LeaseBook, limits: AdmissionLimits, holderId: string
   // Every holder's target from the same order (the book's), so the targets add up to the limit:
   // were the asker first, each would take the spare's remainder and keep it, while another
   // holder's demand went unmet.
-  const target = slotTargets(active, limits.maxInFlight)[active.indexOf(holder)] ?? 0;
+  const target = slotTargets(active.map(withOffered), limits.maxInFlight)[active.indexOf(holder)] ?? 0;
   const free = Math.max(0, limits.maxInFlight - slotsOut(current));
   const slots = Math.max(0, Math.min(target - slotsHeld(holder), free));
 

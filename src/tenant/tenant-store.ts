@@ -44,6 +44,7 @@ const keyRecordSchema = z.object({
 
 const count = z.number().int().min(0);
 const byPriority = z.strictObject({ low: count, normal: count, high: count, critical: count });
+const rate = z.number().min(0);
 
 /** One holder's lease as the object keeps it (see src/lease/lease-book.ts). */
 const holderSchema = z.strictObject({
@@ -59,6 +60,7 @@ const holderSchema = z.strictObject({
   wantTokens: count,
   holdMs: z.number().nullable(),
   tally: leaseTallySchema,
+  offered: z.strictObject({ low: rate, normal: rate, high: rate, critical: rate }).optional(),
   validUntil: z.number(),
   reclaimAt: z.number(),
 });

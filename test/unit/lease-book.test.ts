@@ -311,6 +311,15 @@ describe("lease book: cumulative reports", () => {
     expect(later.book.departed?.map((d) => d.id)).toEqual([holder(100_000)]);
   });
 
+  it("learns a holder's offered load, by priority, from its tally's growth between reports", () => {
+    const first = started();
+    const tally = { ...emptyTally(), admitted: counts({ normal: 6 }) };
+    tally.shed = { ...tally.shed, queue_full: counts({ normal: 4, low: 5 }) };
+    const next = applyReport(first.book, LIMITS, report(A, 1, { tally }), T0 + 250);
+    // 10 normal and 5 low decisions in 250 ms.
+    expect(find(next.book, A).offered).toMatchObject({ normal: 40, low: 20, high: 0 });
+  });
+
   it("grants a holder first heard of in the middle of its reports from its next report on", () => {
     const first = renew(emptyBook(LIMITS, T0), report(A, 3, { waiting: counts({ normal: 1 }), wantTokens: 1 }), T0);
     expect(first.granted).toBe(false);

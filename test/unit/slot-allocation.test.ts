@@ -43,6 +43,30 @@ describe("slot targets", () => {
   });
 });
 
+describe("slot targets by offered load", () => {
+  const loaded = (held: number, waiting: number, slotsOffered: number): HolderDemand => ({
+    ...demand({ normal: waiting }, { normal: held }),
+    offered: counts({ normal: slotsOffered }),
+  });
+
+  it("splits a contended class by offered load, not by what each holder holds now", () => {
+    // Equal arrivals: the one holding 5 of 8 and queueing deeper does not keep its lead.
+    expect(slotTargets([loaded(5, 6, 10), loaded(1, 4, 10)], 8)).toEqual([4, 4]);
+    // By queue alone the lead feeds on itself.
+    expect(slotTargets([demand({ normal: 6 }, { normal: 5 }), demand({ normal: 4 }, { normal: 1 })], 8)).toEqual([
+      6, 2,
+    ]);
+  });
+
+  it("never gives a holder more than it can use now; what it cannot use goes to the others", () => {
+    expect(slotTargets([loaded(1, 0, 30), loaded(3, 9, 10)], 8)).toEqual([1, 7]);
+  });
+
+  it("falls back to in use + waiting while any contender's load is not known", () => {
+    expect(slotTargets([loaded(5, 6, 10), demand({ normal: 2 }, { normal: 1 })], 8)).toEqual([6, 2]);
+  });
+});
+
 describe("proportional shares", () => {
   it("splits whole units by largest remainder and always sums to the amount", () => {
     expect(proportionalShares([1, 1, 1], 2)).toEqual([1, 1, 0]);
