@@ -340,23 +340,14 @@ async function criticalCell(group) {
 }
 
 async function passthroughCell(ctx, o, m) {
-  const { lab, t } = ctx;
+  const { lab } = ctx;
   const rate = m * o.capacity;
   // Enough slots that the origin never queues at this rate: the runtime is what is measured.
   const slots = Math.ceil((rate * o.serviceMs * (1 + lab.sizing.jitter) * 2) / 1000) + SLOTS;
   await lab.origin.config({ concurrency: slots });
   try {
     await warm(ctx.passthrough.url);
-    const p = await lab.phase({
-      label: `${o.id} ${loadId(o, m)} pass-through`,
-      target: "passthrough",
-      baseUrl: ctx.passthrough.url,
-      cpuOf: ctx.passthrough,
-      durationMs: t.loadMs,
-      goodputFromMs: t.warmMs,
-      seed: seedOf(lab, o.id, loadId(o, m)),
-      streams: [{ name: loadId(o, m), rate }],
-    });
+    const p = await passthroughPhase(ctx, o, m, "pass-through");
     ctx.rows.push(
       phaseRow("matrix", `${o.id} ${loadId(o, m)} pass-through (${slots} origin slots)`, {
         ...p,
@@ -385,23 +376,28 @@ async function passthroughCell(ctx, o, m) {
   }
 }
 
-/**
- * The same arrivals answered at once by the pass-through Worker with a fixed 429 (its floor path):
- * the CPU the runtime charges for a request that reaches a Worker at all, under `wrangler dev`.
- * A shed can cost no less; the guard's shed path is judged against it as well as against forwarding.
- */
-async function floorPhase(ctx, o, m) {
+/** One phase of the cell's seeded arrivals against the pass-through Worker (its floor path when given). */
+function passthroughPhase(ctx, o, m, what, path) {
   const { lab, t } = ctx;
-  const p = await lab.phase({
-    label: `${o.id} ${loadId(o, m)} answer-at-once floor`,
+  return lab.phase({
+    label: `${o.id} ${loadId(o, m)} ${what}`,
     target: "passthrough",
     baseUrl: ctx.passthrough.url,
     cpuOf: ctx.passthrough,
     durationMs: t.loadMs,
     goodputFromMs: t.warmMs,
     seed: seedOf(lab, o.id, loadId(o, m)),
-    streams: [{ name: loadId(o, m), rate: m * o.capacity, path: FLOOR_PATH }],
+    streams: [{ name: loadId(o, m), rate: m * o.capacity, ...(path ? { path } : {}) }],
   });
+}
+
+/**
+ * The same arrivals answered at once by the pass-through Worker with a fixed 429 (its floor path):
+ * the CPU the runtime charges for a request that reaches a Worker at all, under `wrangler dev`.
+ * A shed can cost no less; the guard's shed path is judged against it as well as against forwarding.
+ */
+async function floorPhase(ctx, o, m) {
+  const p = await passthroughPhase(ctx, o, m, "answer-at-once floor", FLOOR_PATH);
   ctx.rows.push(phaseRow("matrix", `${o.id} ${loadId(o, m)} answer-at-once floor`, { ...p, capacity: o.capacity }));
   return p;
 }
