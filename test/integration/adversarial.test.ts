@@ -50,7 +50,8 @@ describe("unknown keys are cheap and bounded (item 1)", () => {
         // A short budget: past the anonymous burst, refused at once instead of waiting for tokens.
         headers: { "x-api-key": key, "cf-connecting-ip": "198.51.100.40", "x-request-timeout-ms": "50" },
       });
-      expect([200, 429, 503]).toContain(response.status);
+      // Any answer the guard gives a 50 ms budget: served, shed, or a deadline answer (504).
+      expect([200, 429, 503, 504]).toContain(response.status);
     }
     expect(counter.reads).toBe(0);
   });
