@@ -167,6 +167,17 @@ export function worthAsking(l: EdgeLease, now: number): boolean {
 }
 
 /** Expected wait for a request with `ahead` local waiters before it, on this lease as it stands. */
+/**
+ * When the n-th of `busy` slots, each held `hold` ms on average, is expected to free: the first
+ * after hold / (busy + 1) (the soonest of busy requests at random points of their service),
+ * each next one hold / busy later. Counting a whole hold for the first overstated every wait by
+ * up to half a hold and shed requests that would have been served in time (the lab: a quiet
+ * tenant with 2 slots of 160 ms and a 250 ms wait bound, 95% served where HAProxy served 98%).
+ */
+function nthDeparture(n: number, busy: number, hold: number): number {
+  return hold / (busy + 1) + ((n - 1) * hold) / busy;
+}
+
 export function expectedWaitMs(l: EdgeLease, priority: Priority, ahead: number): { tokenMs: number; slotMs: number } {
   const needed = ahead + 1;
   const rate = l.view?.tokenRate ?? 0;
@@ -178,7 +189,7 @@ export function expectedWaitMs(l: EdgeLease, priority: Priority, ahead: number):
   const free = usable - inUseTotal(l);
   let slotMs: number;
   if (needed <= free) slotMs = 0;
-  else if (usable > 0) slotMs = Math.ceil(((needed - Math.max(0, free)) * hold) / usable);
+  else if (usable > 0) slotMs = Math.ceil(nthDeparture(needed - Math.max(0, free), usable, hold));
   else {
     // No slot here: it waits for the tenant's slots as a whole to reach it.
     const max = l.view?.limits.maxInFlight ?? 1;

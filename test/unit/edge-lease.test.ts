@@ -175,8 +175,9 @@ describe("edge lease: a full queue", () => {
     const { lease } = fullQueue();
     const held = finish(lease, "completed", 120);
     const result = enter(held, arrival({ priority: "critical", fullBehaviour: "shed-newest" }), T0 + 5, SMALL);
-    // Two ahead and itself, through one slot held 120 ms each.
-    expect(result.outcome).toEqual({ kind: "shed", reason: "queue_full", retryAfterMs: 360 });
+    // Two ahead and itself, through one slot held 120 ms: the busy one frees after 60 ms on
+    // average, the next two after 120 more each.
+    expect(result.outcome).toEqual({ kind: "shed", reason: "queue_full", retryAfterMs: 300 });
     expect(result.lease.queue).toHaveLength(2);
     expect(result.lease.tally).toMatchObject({ shedAtEdge: 1, shed: { queue_full: { critical: 1 } } });
   });
@@ -215,11 +216,15 @@ describe("edge lease: refusals that carry their numbers", () => {
   it("refuses with wait_exceeds_deadline when the expected wait for a slot exceeds the budget left", () => {
     const { lease } = leased({ wantTokens: 10 }, ONE);
     const busy = finish(fill(lease, 1, ONE), "completed", 400);
-    // Budget: min(maxWaitMs, deadline - now - hold) = 600; one ahead of it needs 400 ms, two 800.
+    // Budget: min(maxWaitMs, deadline - now - hold) = 600. The busy slot frees after half a
+    // hold on average (200 ms), each next one a hold later: the first waits 200, the second
+    // 600, the third 1000.
     const first = enter(busy, arrival({ deadline: T0 + 1_001 }), T0 + 1, ONE);
     expect(first.outcome).toMatchObject({ kind: "queued", waiter: { expiresAt: T0 + 601 } });
     const second = enter(first.lease, arrival({ deadline: T0 + 1_001 }), T0 + 1, ONE);
-    expect(second.outcome).toEqual({ kind: "shed", reason: "wait_exceeds_deadline", retryAfterMs: 800 });
+    expect(second.outcome).toMatchObject({ kind: "queued" });
+    const third = enter(second.lease, arrival({ deadline: T0 + 1_001 }), T0 + 1, ONE);
+    expect(third.outcome).toEqual({ kind: "shed", reason: "wait_exceeds_deadline", retryAfterMs: 1000 });
   });
 
   it("refuses with rate_limited when no token comes before the budget ends, Retry-After when one does", () => {
