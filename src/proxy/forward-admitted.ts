@@ -102,7 +102,13 @@ export async function forwardAdmitted(fc: ForwardContext, admission: Admitted): 
         deadline: plan.deadline,
       },
       ports.random,
+      request.signal ?? null,
     );
+    if (gate.kind === "gone") {
+      // The client left while queued at the origin stage: its tenant slot goes back unused.
+      admission.release("not_forwarded");
+      return new Response(null, { status: 499 });
+    }
     if (gate.kind === "shed") {
       admission.release("not_forwarded");
       return shed(ports, request, plan, {
@@ -188,6 +194,11 @@ async function send(
   };
 
   try {
+    // The client left before anything was sent: the origin never sees it, nothing lingers.
+    if (request.signal?.aborted) {
+      finish("not_forwarded", 499);
+      return new Response(null, { status: 499 });
+    }
     const timeoutMs = remainingMs(plan.deadline, forwardedAt);
     // Admitted at the last moment: sending it now would only be late work for the origin.
     if (timeoutMs < MIN_FORWARD_BUDGET_MS) return deadlineAnswer("cancelled", 0);

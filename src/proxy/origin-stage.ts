@@ -25,6 +25,8 @@ export interface OriginTicket {
 
 export type OriginGate =
   | { readonly kind: "pass"; readonly ticket: OriginTicket | null }
+  /** The client went away while the request waited at the shard: nothing to answer. */
+  | { readonly kind: "gone" }
   | {
       readonly kind: "shed";
       readonly reason: OriginShedReason;
@@ -100,10 +102,11 @@ export async function acquireOrigin(
   config: OriginConfig,
   ask: OriginAsk,
   random: () => number,
+  client: AbortSignal | null = null,
 ): Promise<OriginGate> {
-  const first = await acquireFrom(env, ctx, pickShard(config.shards, random), ask, random);
+  const first = await acquireFrom(env, ctx, pickShard(config.shards, random), ask, random, client);
   if (first.kind !== "moved") return first;
-  const second = await acquireFrom(env, ctx, pickShard(first.shards, random), ask, random);
+  const second = await acquireFrom(env, ctx, pickShard(first.shards, random), ask, random, client);
   // Moved twice: the shard count changed again meanwhile. Refuse rather than guess.
   return second.kind === "moved" ? { kind: "unavailable", error: new Error("origin shards moved twice") } : second;
 }
@@ -114,22 +117,42 @@ async function acquireFrom(
   shard: number,
   ask: OriginAsk,
   random: () => number,
+  client: AbortSignal | null,
 ): Promise<OriginGate | { readonly kind: "moved"; readonly shards: number }> {
   const name = originShardName(shard);
   const localSheds = ledger.take(name)?.map(({ reason, priority, count }) => ({ cause: reason, priority, count }));
-  let decision: AcquireDecision;
+  let decision: AcquireDecision | "gone";
+  const call = callObject<AcquireDecision>(
+    async () => await env.ORIGIN_GUARD.getByName(name).acquire({ ...ask, ...(localSheds ? { localSheds } : {}) }),
+    ask.deadline - Date.now(),
+    random,
+  );
+  const left = client ? untilAborted(client) : null;
   try {
-    decision = await callObject<AcquireDecision>(
-      async () => await env.ORIGIN_GUARD.getByName(name).acquire({ ...ask, ...(localSheds ? { localSheds } : {}) }),
-      ask.deadline - Date.now(),
-      random,
-    );
+    decision = left ? await Promise.race([call, left.gone]) : await call;
   } catch (error) {
     if (localSheds) {
       const back = localSheds.map(({ cause, priority, count }) => ({ reason: cause, priority, count }));
       followLedger(env, ctx, name, ledger.restore(name, back, Date.now()));
     }
     return { kind: "unavailable", error };
+  } finally {
+    left?.stop();
+  }
+  if (decision === "gone") {
+    // An abandoned call is not cancelled: a slot the shard grants it later goes straight back,
+    // never to the origin and never lingering (the client left before anything was sent).
+    ctx.waitUntil(
+      call.then(
+        (late) => {
+          if (late.kind !== "admit") return;
+          const ticket = { shard, leaseId: late.leaseId, limit: late.limit, waitedMs: late.waitedMs };
+          releaseOrigin(env, ctx, ticket, NOT_SENT);
+        },
+        () => undefined,
+      ),
+    );
+    return { kind: "gone" };
   }
   switch (decision.kind) {
     case "moved":
@@ -152,6 +175,26 @@ async function acquireFrom(
         decidedAt: "object",
       };
   }
+}
+
+/** The release of a slot whose request was never sent. */
+const NOT_SENT: OriginRelease = {
+  outcome: "cancelled",
+  status: 0,
+  latencyMs: null,
+  retryAfterMs: null,
+  capacity: null,
+};
+
+/** Resolves "gone" when the client's signal aborts; `stop` removes the listener. */
+function untilAborted(signal: AbortSignal): { readonly gone: Promise<"gone">; readonly stop: () => void } {
+  let onAbort = () => {};
+  const gone = new Promise<"gone">((resolve) => {
+    onAbort = () => resolve("gone");
+    if (signal.aborted) resolve("gone");
+    else signal.addEventListener("abort", onAbort, { once: true });
+  });
+  return { gone, stop: () => signal.removeEventListener("abort", onAbort) };
 }
 
 /** Gives the slot back with what the origin's answer showed; off the response path. */

@@ -370,6 +370,42 @@ describe("origin stage under hostile or odd input", () => {
     finishWork();
   });
 
+  it("leaves nothing behind of a client that left while queued at the origin stage (issue 13, item 5)", async () => {
+    const held = heldResponses();
+    origin = installFakeOrigin(held.handler);
+    await putOrigin({
+      maxInFlight: 1,
+      adaptive: false,
+      maxQueue: 4,
+      maxWaitMs: 5_000,
+      reservations: ALL_CLASSES_EVERYTHING,
+    });
+    const key = await createTenant(uniqueTenant("leftqueue"));
+    const first = proxied(key, "/first");
+    await originWhen((v) => v.stats?.inFlight === 1);
+    const app = createApp({ sink: () => ({ record: () => {} }), random: () => 0 });
+    const controller = new AbortController();
+    const leaving = app.fetch(
+      new Request("http://guard.test/second", { headers: { "x-api-key": key }, signal: controller.signal }),
+      env,
+      createExecutionContext(),
+    );
+    await originWhen((v) => v.stats?.queued === 1);
+    controller.abort();
+    expect((await leaving).status).toBe(499);
+    held.releaseNext();
+    expect(await (await first).text()).toBe("done");
+    // The slot went to nobody: the origin never saw the request that left, and no phantom
+    // slot lingers for it, so the next request gets in at once.
+    const view = await originWhen((v) => v.stats?.inFlight === 0 && v.stats?.queued === 0);
+    expect(view.stats).toMatchObject({ inFlight: 0, queued: 0 });
+    const next = proxied(key, "/third");
+    for (let turn = 0; turn < 200 && held.waiting === 0; turn += 1) await scheduler.wait(5);
+    held.releaseNext();
+    expect((await next).status).toBe(200);
+    expect(origin.requests.map((r) => new URL(r.url).pathname)).toEqual(["/first", "/third"]);
+  });
+
   it("holds back only the one anonymous client an origin 429 was for", async () => {
     origin = installFakeOrigin((request) =>
       request.headers.get("x-forwarded-for") === "203.0.113.1"
