@@ -1,5 +1,6 @@
 import { z } from "zod";
 import type { Env } from "./env";
+import { TOKEN_CHARS, TOKEN_CHARS_MESSAGE } from "./tenant/api-key-format";
 
 /**
  * The Worker's settings, parsed from its bindings once per isolate. A bad value is reported by
@@ -33,7 +34,7 @@ export interface GuardConfig {
 const adminTokenSchema = z
   .string()
   .min(16, "must be at least 16 characters")
-  .regex(/^[A-Za-z0-9._~+/=-]+$/, "may only contain A-Z a-z 0-9 . _ ~ + / = -")
+  .regex(TOKEN_CHARS, TOKEN_CHARS_MESSAGE)
   .optional()
   .or(z.literal("").transform(() => undefined));
 
