@@ -17,7 +17,7 @@ import { clientResponseHeaders, originRequestHeaders } from "./header-hygiene";
 import { asksForHold, capacityGrant, retryAfterMs } from "./origin-feedback";
 import { type OriginTicket, acquireOrigin, holdAtEdge, originParty, releaseOrigin } from "./origin-stage";
 import type { Admitted, Plan } from "./plan";
-import { planEvent, shed } from "./shed-answer";
+import { clientGone, planEvent, shed } from "./shed-answer";
 import { releaseOnEnd } from "./release-on-end";
 
 export interface ProxyPorts {
@@ -107,7 +107,7 @@ export async function forwardAdmitted(fc: ForwardContext, admission: Admitted): 
     if (gate.kind === "gone") {
       // The client left while queued at the origin stage: its tenant slot goes back unused.
       admission.release("not_forwarded");
-      return new Response(null, { status: 499 });
+      return clientGone();
     }
     if (gate.kind === "shed") {
       admission.release("not_forwarded");
@@ -197,7 +197,7 @@ async function send(
     // The client left before anything was sent: the origin never sees it, nothing lingers.
     if (request.signal?.aborted) {
       finish("not_forwarded", 499);
-      return new Response(null, { status: 499 });
+      return clientGone();
     }
     const timeoutMs = remainingMs(plan.deadline, forwardedAt);
     // Admitted at the last moment: sending it now would only be late work for the origin.
@@ -228,7 +228,7 @@ async function send(
       case "client_gone":
         // Gone before the origin answered: the origin is still at work, so the slots linger.
         finish("abandoned", 0);
-        return new Response(null, { status: 499 });
+        return clientGone();
       case "failed":
         console.error(`origin fetch for '${plan.identity.tenant.name}' failed`, result.error);
         finish("origin_failed", 502);

@@ -19,7 +19,7 @@ import {
 import { type Identity, anonymousIdentity, fallbackIdentity, resolveIdentity } from "./identity";
 import { originParty, shedAtOriginEdge } from "./origin-stage";
 import { type Admitted, plan } from "./plan";
-import { shed } from "./shed-answer";
+import { clientGone, shed } from "./shed-answer";
 import { type TenantGate, passTenantStage } from "./tenant-stage";
 
 export type { ProxyPorts } from "./forward-admitted";
@@ -95,8 +95,7 @@ export async function guardRequest(
         decidedAt: gate.atEdge ? "edge" : "object",
       });
     case "gone":
-      // Nobody is there to read an answer; the status is for the logs.
-      return new Response(null, { status: 499 });
+      return clientGone();
     case "unavailable":
       return whenUnavailable();
     case "unconfigured":
@@ -122,19 +121,27 @@ export async function guardRequest(
         },
       });
     }
-    // The shared bound could not be asked: failing open, the address's own bound still holds.
-    if (whole.kind !== "shed" && whole.kind !== "gone" && config.failMode === "open") return forward(own);
-    own.release("not_forwarded");
-    if (whole.kind === "gone") return new Response(null, { status: 499 });
-    if (whole.kind !== "shed") return unavailable();
-    return shed(ports, request, current, {
-      reason: "anonymous_saturated",
-      retryAfterMs: whole.retryAfterMs,
-      quota: whole.quota,
-      waitedMs: own.waitedMs + whole.waitedMs,
-      stage: "tenant",
-      decidedAt: whole.atEdge ? "edge" : "object",
-    });
+    switch (whole.kind) {
+      case "shed":
+        own.release("not_forwarded");
+        return shed(ports, request, current, {
+          reason: "anonymous_saturated",
+          retryAfterMs: whole.retryAfterMs,
+          quota: whole.quota,
+          waitedMs: own.waitedMs + whole.waitedMs,
+          stage: "tenant",
+          decidedAt: whole.atEdge ? "edge" : "object",
+        });
+      case "gone":
+        own.release("not_forwarded");
+        return clientGone();
+      case "unavailable":
+      case "unconfigured":
+        // The shared bound could not be asked: failing open, the address's own bound still holds.
+        if (config.failMode === "open") return forward(own);
+        own.release("not_forwarded");
+        return unavailable();
+    }
   }
 
   /** An object or KV could not be asked: FAIL_MODE=open forwards on this isolate's limiter. */

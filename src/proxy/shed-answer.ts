@@ -62,3 +62,8 @@ export function shed(ports: ShedContext, request: Request, plan: Plan, facts: Sh
   });
   return response;
 }
+
+/** The client went away: nobody is there to read an answer, so the status is for the logs only. */
+export function clientGone(): Response {
+  return new Response(null, { status: 499 });
+}
