@@ -57,7 +57,7 @@ export class DirectoryUnavailable extends Error {
   override readonly name = "DirectoryUnavailable";
 }
 
-async function readJson(kv: KVNamespace, name: string): Promise<unknown> {
+async function kvJson(kv: KVNamespace, name: string): Promise<unknown> {
   try {
     return await kv.get(name, { type: "json", cacheTtl: KV_CACHE_TTL_S });
   } catch (error) {
@@ -79,7 +79,7 @@ export class TenantDirectory {
     if (cached !== undefined) return cached;
     if (unknownKeyCache.get(apiKey, now)) return null;
     if (!mayLookUp()) return null;
-    const raw = await readJson(this.kv, kvKeyName(await hashKey(apiKey)));
+    const raw = await kvJson(this.kv, kvKeyName(await hashKey(apiKey)));
     const parsed = keyEntrySchema.safeParse(raw);
     if (!parsed.success) {
       unknownKeyCache.set(apiKey, true, now);
@@ -92,7 +92,7 @@ export class TenantDirectory {
   async tenant(name: string, now: number): Promise<EdgeTenant | null> {
     const cached = tenantCache.get(name, now);
     if (cached !== undefined) return cached;
-    const raw = await readJson(this.kv, kvTenantName(name));
+    const raw = await kvJson(this.kv, kvTenantName(name));
     const parsed = tenantConfigSchema.safeParse(raw);
     const tenant = parsed.success ? { name, config: parsed.data, classify: compileRoutes(parsed.data) } : null;
     tenantCache.set(name, tenant, now);
