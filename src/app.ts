@@ -50,6 +50,7 @@ function badPath(detail: string): Response {
     status: 400,
     detail: `${detail}; send the path in its plain form`,
     reason: "bad_path",
+    errors: [{ field: "path", message: detail }],
   });
 }
 

@@ -180,7 +180,7 @@ describe("route rules cannot be evaded by spelling (item 6)", () => {
       const response = await proxied(key, path);
       expect(response.status).toBe(400);
       expect(response.headers.get("content-type")).toMatch(/^application\/problem\+json/);
-      expect(await response.json()).toMatchObject({ reason: "bad_path" });
+      expect(await response.json()).toMatchObject({ reason: "bad_path", errors: [{ field: "path" }] });
       expect(origin.requests).toHaveLength(0);
     },
   );
