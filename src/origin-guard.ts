@@ -8,6 +8,7 @@ import {
   applyOriginLimits,
   arrive,
   effectiveLimit,
+  heldUntil,
   holdBack,
   initialOriginState,
   learn,
@@ -45,6 +46,8 @@ import { isDrop } from "./origin/origin-drops";
 import { originSaturation } from "./origin/origin-verdict";
 import type { OriginWaiter } from "./origin/origin-waiter";
 import { own } from "./own-keys";
+import { type HoldScope, holdsCovering, partiesHeld, routesHeld } from "./origin/origin-holds";
+import { baselineOf } from "./origin/party-evidence";
 
 /** Runtime state is written at most this often (as in the tenant object; see FLUSH_INTERVAL_MS there). */
 const ORIGIN_FLUSH_INTERVAL_MS = 250;
@@ -72,12 +75,17 @@ export interface OriginShardStats {
   readonly queuedByPriority: Record<Priority, number>;
   /** Left of an origin-wide hold (503 + Retry-After), ms. */
   readonly backoffMs: number;
-  /** Tenants held back by the origin's 429 + Retry-After now. */
+  /** Parties held back on every route by the origin's 429 + Retry-After now. */
   readonly tenantsHeld: number;
+  /** Route classes held back for everyone by 503s + Retry-After that several parties got. */
+  readonly routesHeld: number;
   readonly latency: {
-    readonly baselineMs: number | null;
+    /** The last window's latency over the parties' own baselines (lower median over parties). */
+    readonly ratio: number | null;
     readonly lastMs: number | null;
     readonly serviceMs: number | null;
+    /** Per party and route class baselines learnt (bounded). */
+    readonly routeBaselines: number;
   };
   readonly counters: OriginCounters;
 }
@@ -121,8 +129,7 @@ export class OriginGuard extends DurableObject<Env> {
         ...core,
         adaptive: runtime.adaptive,
         capacity: runtime.capacity,
-        backoffUntil: runtime.backoffUntil,
-        tenantBackoff: runtime.tenantBackoff,
+        holds: runtime.holds,
         serviceMsEwma: runtime.serviceMsEwma,
       };
       // Leases come back with their slots: a restarted shard must not forget requests still running.
@@ -206,6 +213,9 @@ export class OriginGuard extends DurableObject<Env> {
     const arrival = {
       id,
       tenant: request.tenant,
+      holdParty: request.holdParty ?? request.tenant,
+      method: request.method,
+      route: request.route,
       weight: request.weight,
       priority: request.priority,
       deadline: request.deadline,
@@ -240,7 +250,7 @@ export class OriginGuard extends DurableObject<Env> {
             originQueueDrainMs(this.core, limits, now),
             this.core.serviceMsEwma,
           ),
-          tenantHold: outcome.cause === "tenant_backoff",
+          holdScope: outcome.holdScope,
         };
       case "queued": {
         const decision = new Promise<AcquireDecision>((resolve) => this.waiters.set(id, resolve));
@@ -266,7 +276,7 @@ export class OriginGuard extends DurableObject<Env> {
       return;
     }
     const now = Date.now();
-    const drop = isDrop(report, now - lease.admittedAt, this.slowAfterMs(limits));
+    const drop = isDrop(report, now - lease.admittedAt, this.slowAfterMs(limits, lease));
     const backoffMs = report.status === 503 ? report.retryAfterMs : null;
     const tenantBackoffMs = report.status === 429 ? report.retryAfterMs : null;
     const placement = this.placement;
@@ -277,27 +287,38 @@ export class OriginGuard extends DurableObject<Env> {
     this.core = learn(
       this.core,
       limits,
-      { tenant: lease.tenant, latencyMs: report.latencyMs, drop, backoffMs, tenantBackoffMs, capacity },
+      {
+        tenant: lease.tenant,
+        holdParty: lease.holdParty,
+        method: lease.method,
+        route: lease.route,
+        latencyMs: report.latencyMs,
+        drop,
+        backoffMs,
+        tenantBackoffMs,
+        wholeOrigin: report.wholeOrigin,
+        capacity,
+      },
       now,
     );
     const hold = backoffMs !== null || tenantBackoffMs !== null;
     this.counters = countOriginRelease(this.counters, { reaped: false, drop, hold });
-    if (hold) this.tellSiblings(lease.tenant, tenantBackoffMs !== null, this.core, now);
+    if (hold) this.tellSiblings(lease, this.core, now);
     if (report.outcome === "deadline_exceeded" || report.outcome === "abandoned") {
       // Still running at the origin, most likely: the slot stays taken for a while.
-      const lingering = { ...lingerLease(lease, this.core.serviceMsEwma, now), tenant: lease.tenant };
+      const lingering: OriginLease = { ...lease, ...lingerLease(lease, this.core.serviceMsEwma, now) };
       this.leases.set(leaseId, lingering);
       this.timers.ensureAlarm(lingering.expiresAt);
     } else {
-      this.freeSlot(lease, report.outcome === "completed" ? now - lease.admittedAt : null);
+      this.freeSlot(lease, report.outcome === "completed" ? now - lease.admittedAt : null, now);
     }
     this.timers.markDirty();
     this.pumpAt(now);
   }
 
   /** A hold another shard learnt from the origin. */
-  async hold(tenant: string | null, untilMs: number): Promise<void> {
-    const hold = holdRequestSchema.parse({ tenant, untilMs });
+  async hold(raw: { readonly scope: HoldScope; readonly untilMs: number }): Promise<void> {
+    const hold = holdRequestSchema.parse(raw);
     this.counters = countOriginCall(this.counters, "hold");
     if (!this.limits || !this.core) return;
     const now = Date.now();
@@ -324,8 +345,6 @@ export class OriginGuard extends DurableObject<Env> {
     for (const waiter of core.queue) queuedByPriority[waiter.priority] += 1;
     let lingering = 0;
     for (const lease of this.leases.values()) if (lease.lingering) lingering += 1;
-    let tenantsHeld = 0;
-    for (const until of Object.values(core.tenantBackoff)) if (until > now) tenantsHeld += 1;
     return {
       config: placement.config,
       shard: {
@@ -342,12 +361,14 @@ export class OriginGuard extends DurableObject<Env> {
         lingering,
         queued: core.queue.length,
         queuedByPriority,
-        backoffMs: Math.max(0, core.backoffUntil - now),
-        tenantsHeld,
+        backoffMs: Math.max(0, core.holds.allUntil - now),
+        tenantsHeld: partiesHeld(core.holds, now),
+        routesHeld: routesHeld(core.holds, now),
         latency: {
-          baselineMs: core.adaptive.baselineMs,
+          ratio: core.adaptive.lastRatio,
           lastMs: core.adaptive.lastLatencyMs,
           serviceMs: core.serviceMsEwma,
+          routeBaselines: Object.keys(core.adaptive.evidence.baselines).length,
         },
         counters: this.counters,
       },
@@ -364,7 +385,7 @@ export class OriginGuard extends DurableObject<Env> {
     for (const lease of expiredLeases(this.leases.values(), now)) {
       if (!lease.lingering)
         this.counters = countOriginRelease(this.counters, { reaped: true, drop: false, hold: false });
-      this.freeSlot(lease, null);
+      this.freeSlot(lease, null, now);
     }
     this.pumpAt(Math.min(now, Date.now()));
     this.timers.ensureAlarm(earliestLeaseExpiry(this.leases.values()));
@@ -378,8 +399,7 @@ export class OriginGuard extends DurableObject<Env> {
       leases: [...this.leases.values()],
       adaptive: this.core.adaptive,
       capacity: this.core.capacity,
-      backoffUntil: this.core.backoffUntil,
-      tenantBackoff: this.core.tenantBackoff,
+      holds: this.core.holds,
       serviceMsEwma: this.core.serviceMsEwma,
       counters: this.counters,
     });
@@ -387,11 +407,13 @@ export class OriginGuard extends DurableObject<Env> {
 
   /**
    * How long a request must have run for its deadline abort to say the origin is slow: the
-   * tolerated latency. Shorter, and it was the client's tiny budget, which must not pull down
-   * everyone's limit. Before any latency is known, every abort counts.
+   * tolerated latency of its party on its route class. Shorter, and the slot came too late for
+   * any origin to answer in time. Before any latency is known, every guard-budget abort counts.
    */
-  private slowAfterMs(limits: OriginLimits): number {
-    const typical = this.core?.adaptive.baselineMs ?? this.core?.serviceMsEwma ?? null;
+  private slowAfterMs(limits: OriginLimits, lease: OriginLease): number {
+    const evidence = this.core?.adaptive.evidence;
+    const own = evidence ? baselineOf(evidence, lease.tenant, `${lease.method} ${lease.route}`) : null;
+    const typical = own ?? this.core?.serviceMsEwma ?? null;
     return typical === null ? 0 : typical * limits.latencyTolerance;
   }
 
@@ -401,18 +423,24 @@ export class OriginGuard extends DurableObject<Env> {
     this.timers.markDirty();
   }
 
-  /** Other shards learn the origin's hold too: it is the origin's, not this shard's. */
-  private tellSiblings(tenant: string, tenantOnly: boolean, core: OriginState, now: number): void {
+  /**
+   * Other shards learn the origin's holds too: they are the origin's, not this shard's. Every
+   * hold now covering the lease's party and route is passed on, as far as this shard widened it.
+   */
+  private tellSiblings(lease: OriginLease, core: OriginState, now: number): void {
     const placement = this.placement;
     if (!placement || placement.config.shards <= 1) return;
-    const untilMs = tenantOnly ? (own(core.tenantBackoff, tenant) ?? now) : core.backoffUntil;
+    const held = holdsCovering(core.holds, { party: lease.holdParty, route: lease.route }, now);
     for (let index = 0; index < placement.config.shards; index += 1) {
       if (index === placement.index) continue;
-      this.ctx.waitUntil(
-        this.env.ORIGIN_GUARD.getByName(originShardName(index))
-          .hold(tenantOnly ? tenant : null, untilMs)
-          .catch((error: unknown) => console.error(`telling shard ${index} of a hold failed`, error)),
-      );
+      const shard = this.env.ORIGIN_GUARD.getByName(originShardName(index));
+      for (const { scope, until } of held) {
+        this.ctx.waitUntil(
+          shard
+            .hold({ scope, untilMs: until })
+            .catch((error: unknown) => console.error(`telling shard ${index} of a hold failed`, error)),
+        );
+      }
     }
   }
 
@@ -432,11 +460,17 @@ export class OriginGuard extends DurableObject<Env> {
 
   /** Records an admission the core already made. */
   private grant(
-    who: Pick<OriginWaiter, "id" | "tenant" | "priority" | "deadline">,
+    who: Pick<OriginWaiter, "id" | "tenant" | "holdParty" | "method" | "route" | "priority" | "deadline">,
     now: number,
     waitedMs: number,
   ): Extract<AcquireDecision, { kind: "admit" }> {
-    const lease: OriginLease = { ...newLease(who.id, who.priority, who.deadline, now), tenant: who.tenant };
+    const lease: OriginLease = {
+      ...newLease(who.id, who.priority, who.deadline, now),
+      tenant: who.tenant,
+      holdParty: who.holdParty,
+      method: who.method,
+      route: who.route,
+    };
     this.leases.set(lease.id, lease);
     this.timers.ensureAlarm(lease.expiresAt);
     this.counters = countOriginAdmit(this.counters, who.priority);
@@ -452,20 +486,12 @@ export class OriginGuard extends DurableObject<Env> {
       arrived: false,
     });
     const core = this.core;
-    const held =
-      cause === "backoff"
-        ? core?.backoffUntil
-        : cause === "tenant_backoff"
-          ? core
-            ? own(core.tenantBackoff, waiter.tenant)
-            : undefined
-          : undefined;
-    const retryAfterMs =
-      held !== undefined
-        ? Math.max(0, held - now)
-        : core && this.limits
-          ? originQueueDrainMs(core, this.limits, now)
-          : 0;
+    const held = core ? heldUntil(core, waiter, now) : null;
+    const retryAfterMs = held
+      ? Math.max(0, held.until - now)
+      : core && this.limits
+        ? originQueueDrainMs(core, this.limits, now)
+        : 0;
     resolve?.({
       kind: "shed",
       reason: reasonOf(cause),
@@ -473,13 +499,13 @@ export class OriginGuard extends DurableObject<Env> {
       retryAfterMs,
       waitedMs: now - waiter.enqueuedAt,
       saturation: null,
-      tenantHold: cause === "tenant_backoff",
+      holdScope: held?.scope ?? null,
     });
   }
 
-  private freeSlot(lease: OriginLease, heldMs: number | null): void {
+  private freeSlot(lease: OriginLease, heldMs: number | null, now: number): void {
     this.leases.delete(lease.id);
-    if (this.core) this.core = releaseSlot(this.core, lease, heldMs);
+    if (this.core) this.core = releaseSlot(this.core, lease, heldMs, now);
   }
 
   private scheduleWake(): void {

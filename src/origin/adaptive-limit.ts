@@ -4,19 +4,21 @@
  * state in, state out, `now` passed in.
  *
  * Samples are gathered in windows (at least WINDOW_MIN_MS and `windowSamples(limit)` samples,
- * or WINDOW_MAX_MS with any sample). At each window's end:
- * - any drop (a 5xx or 429 from the origin, a deadline abort, a failed fetch): multiply by
- *   DROP_BACKOFF, as TCP halves its window on loss, but gentler;
- * - otherwise the latency gradient g = tolerance * baseline / windowLatency, clamped to
- *   [MIN_GRADIENT, 1]: below 1 the origin is queueing more than tolerated, and the limit shrinks
- *   by half the gradient's shortfall; at 1 it grows by sqrt(limit) / 2, but only when demand
- *   actually met the limit in the window (a limit nobody fills proves nothing).
- * The baseline is the lowest window latency seen, creeping up by BASELINE_DRIFT per window
- * towards higher ones, so a lasting slowdown of the origin is accepted within tens of windows
- * instead of pinning the limit at the floor forever, while a queue the guard itself builds
- * (which raises latency by the tolerance within a window or two) is caught long before.
+ * or WINDOW_MAX_MS with any sample), then weighed by party (see party-evidence.ts: latency
+ * against each party's own per-route baseline, drops only when most recent parties saw them):
+ * - drops agreed (5xx or 429 from the origin, a guard-budget deadline abort, a failed fetch):
+ *   multiply by DROP_BACKOFF, as TCP halves its window on loss, but gentler;
+ * - otherwise the latency gradient g = tolerance / ratio, clamped to [MIN_GRADIENT, 1]: below 1
+ *   the origin is queueing more than tolerated, and the limit shrinks by half the gradient's
+ *   shortfall; at 1 it grows by sqrt(limit) / 2 when demand met the limit in the window, or when
+ *   latency is back at its baseline (within AT_BASELINE): a limit held low by reservations or
+ *   by a lull must still find its way back;
+ * - while nothing is in flight at all, the gap to the ceiling halves every IDLE_HALF_LIFE_MS:
+ *   a quiet origin is not an overloaded one, and a limit must not stay at its floor for good.
  * The limit is a real number kept between floor and ceiling; callers use its integer part.
  */
+import { type Evidence, MAX_PARTIES, NO_EVIDENCE, type WindowSample, weighWindow } from "./party-evidence";
+
 export interface AdaptiveWindow {
   readonly startedAt: number;
   readonly samples: number;
@@ -30,15 +32,22 @@ export interface AdaptiveWindow {
    * never fills the whole limit, so the peak alone would never let the limit grow back.
    */
   readonly limited: boolean;
+  /** The first WINDOW_KEPT_SAMPLES latency samples, for the per-party weighing (then sampled). */
+  readonly kept: readonly WindowSample[];
+  /** Distinct parties with a drop in this window, at most MAX_PARTIES. */
+  readonly dropParties: readonly string[];
 }
 
 export interface AdaptiveState {
   readonly limit: number;
-  /** Lowest recent window latency; null before the first window. */
-  readonly baselineMs: number | null;
+  /** The last closed window's latency ratio (lower median over parties), for stats. */
+  readonly lastRatio: number | null;
   /** The last closed window's mean latency, for stats. */
   readonly lastLatencyMs: number | null;
+  readonly evidence: Evidence;
   readonly window: AdaptiveWindow;
+  /** Since when nothing has been in flight, and the limit then; null while something is. */
+  readonly idle: { readonly since: number; readonly limit: number } | null;
 }
 
 export interface AdaptiveBounds {
@@ -63,25 +72,67 @@ export function windowSamples(limit: number): number {
 export const WINDOW_MAX_MS = 1_000;
 export const DROP_BACKOFF = 0.8;
 export const MIN_GRADIENT = 0.5;
-export const BASELINE_DRIFT = 0.02;
+/** Latency at most this far over its baselines counts as back at them: the limit may grow. */
+export const AT_BASELINE = 1.1;
+/** Latency samples a window keeps for the weighing; later ones only count towards closing it. */
+export const WINDOW_KEPT_SAMPLES = 128;
+/** With nothing in flight, the gap between the limit and the ceiling halves this often. */
+export const IDLE_HALF_LIFE_MS = 1_000;
 
 function emptyWindow(now: number): AdaptiveWindow {
-  return { startedAt: now, samples: 0, latencySumMs: 0, drops: 0, peakInFlight: 0, limited: false };
+  return {
+    startedAt: now,
+    samples: 0,
+    latencySumMs: 0,
+    drops: 0,
+    peakInFlight: 0,
+    limited: false,
+    kept: [],
+    dropParties: [],
+  };
 }
 
 /** Starts at the ceiling: the operator's number is trusted until the origin shows strain. */
 export function initialAdaptive(bounds: AdaptiveBounds, now: number): AdaptiveState {
-  return { limit: bounds.ceiling, baselineMs: null, lastLatencyMs: null, window: emptyWindow(now) };
+  return {
+    limit: bounds.ceiling,
+    lastRatio: null,
+    lastLatencyMs: null,
+    evidence: NO_EVIDENCE,
+    window: emptyWindow(now),
+    idle: { since: now, limit: bounds.ceiling },
+  };
 }
 
 export function clampLimit(limit: number, bounds: AdaptiveBounds): number {
   return Math.min(bounds.ceiling, Math.max(bounds.floor, limit));
 }
 
-/** Notes the in-flight count at an admission, for the "did anyone fill the limit" test. */
+/** Notes the in-flight count at an admission: the origin is busy, and was it filled. */
 export function noteInFlight(state: AdaptiveState, inFlight: number): AdaptiveState {
-  if (inFlight <= state.window.peakInFlight) return state;
-  return { ...state, window: { ...state.window, peakInFlight: inFlight } };
+  const idle = inFlight > 0 ? null : state.idle;
+  if (inFlight <= state.window.peakInFlight && idle === state.idle) return state;
+  return { ...state, idle, window: { ...state.window, peakInFlight: Math.max(inFlight, state.window.peakInFlight) } };
+}
+
+/** Nothing is in flight any more, as of `now`: the idle recovery starts from the limit now. */
+export function noteIdle(state: AdaptiveState, now: number): AdaptiveState {
+  return state.idle ? state : { ...state, idle: { since: now, limit: state.limit } };
+}
+
+/**
+ * The limit after the idle time so far: the gap to the ceiling halved per IDLE_HALF_LIFE_MS,
+ * and closed once under one slot after a whole half-life (callers use the integer part; a
+ * mere hand-off between two requests must not undo what the last window learnt). Idempotent
+ * for one `now`.
+ */
+export function recoverWhileIdle(state: AdaptiveState, bounds: AdaptiveBounds, now: number): AdaptiveState {
+  if (!state.idle) return state;
+  const idleMs = Math.max(0, now - state.idle.since);
+  const gap = (bounds.ceiling - state.idle.limit) * 0.5 ** (idleMs / IDLE_HALF_LIFE_MS);
+  const closed = gap < 1 && idleMs >= IDLE_HALF_LIFE_MS;
+  const limit = clampLimit(closed ? bounds.ceiling : bounds.ceiling - gap, bounds);
+  return limit > state.limit ? { ...state, limit } : state;
 }
 
 /** Notes that demand met the limit in this window (see `AdaptiveWindow.limited`). */
@@ -90,17 +141,25 @@ export function noteLimited(state: AdaptiveState): AdaptiveState {
   return { ...state, window: { ...state.window, limited: true } };
 }
 
-export type Sample = { readonly kind: "latency"; readonly ms: number } | { readonly kind: "drop" };
+export type Sample =
+  | { readonly kind: "latency"; readonly ms: number; readonly party: string; readonly route: string }
+  | { readonly kind: "drop"; readonly party: string };
 
 /** Adds one finished request and closes the window when it is due. */
 export function recordSample(state: AdaptiveState, sample: Sample, bounds: AdaptiveBounds, now: number): AdaptiveState {
-  const w = state.window;
-  const window: AdaptiveWindow =
-    sample.kind === "drop"
-      ? { ...w, drops: w.drops + 1 }
-      : { ...w, samples: w.samples + 1, latencySumMs: w.latencySumMs + Math.max(0, sample.ms) };
-  const next = { ...state, window };
-  return windowDue(window, now, state.limit) ? closeWindow(next, bounds, now) : next;
+  const next = { ...state, window: withSample(state.window, sample) };
+  return windowDue(next.window, now, state.limit) ? closeWindow(next, bounds, now) : next;
+}
+
+function withSample(w: AdaptiveWindow, sample: Sample): AdaptiveWindow {
+  if (sample.kind === "drop") {
+    const known = w.dropParties.includes(sample.party) || w.dropParties.length >= MAX_PARTIES;
+    return { ...w, drops: w.drops + 1, dropParties: known ? w.dropParties : [...w.dropParties, sample.party] };
+  }
+  const ms = Math.max(0, sample.ms);
+  const kept =
+    w.kept.length < WINDOW_KEPT_SAMPLES ? [...w.kept, { party: sample.party, route: sample.route, ms }] : w.kept;
+  return { ...w, samples: w.samples + 1, latencySumMs: w.latencySumMs + ms, kept };
 }
 
 function windowDue(window: AdaptiveWindow, now: number, limit: number): boolean {
@@ -112,18 +171,24 @@ function windowDue(window: AdaptiveWindow, now: number, limit: number): boolean 
 
 function closeWindow(state: AdaptiveState, bounds: AdaptiveBounds, now: number): AdaptiveState {
   const w = state.window;
-  const fresh = emptyWindow(now);
-  if (w.drops > 0) {
-    return { ...state, limit: clampLimit(state.limit * DROP_BACKOFF, bounds), window: fresh };
-  }
-  const latency = w.latencySumMs / w.samples;
-  const baseline = state.baselineMs ?? latency;
-  const gradient = Math.min(1, Math.max(MIN_GRADIENT, (bounds.latencyTolerance * baseline) / Math.max(latency, 1e-3)));
+  const verdict = weighWindow(state.evidence, w.kept, w.dropParties, w.startedAt, now);
+  const closed = {
+    ...state,
+    evidence: verdict.evidence,
+    lastRatio: verdict.ratio,
+    lastLatencyMs: w.samples > 0 ? w.latencySumMs / w.samples : state.lastLatencyMs,
+    window: emptyWindow(now),
+  };
+  if (verdict.dropsAgreed) return { ...closed, limit: clampLimit(state.limit * DROP_BACKOFF, bounds) };
+  // A window of drops nobody else saw, and no answers: nothing to grow or shrink on.
+  if (verdict.ratio === null || w.samples === 0) return closed;
+  const gradient = Math.min(1, Math.max(MIN_GRADIENT, bounds.latencyTolerance / Math.max(verdict.ratio, 1e-3)));
   let limit = state.limit;
   if (gradient < 1) limit = state.limit * (1 - (1 - gradient) / 2);
-  else if (w.limited || w.peakInFlight >= Math.floor(state.limit)) limit = state.limit + Math.sqrt(state.limit) / 2;
-  const baselineMs = latency < baseline ? latency : baseline + BASELINE_DRIFT * (latency - baseline);
-  return { limit: clampLimit(limit, bounds), baselineMs, lastLatencyMs: latency, window: fresh };
+  else if (w.limited || w.peakInFlight >= Math.floor(state.limit) || verdict.ratio <= AT_BASELINE) {
+    limit = state.limit + Math.sqrt(state.limit) / 2;
+  }
+  return { ...closed, limit: clampLimit(limit, bounds) };
 }
 
 /** Bounds changed (a new config): the limit is carried over, clamped into the new range. */

@@ -13,15 +13,27 @@ import {
   type AdaptiveState,
   type Sample,
   initialAdaptive,
+  noteIdle,
   noteInFlight,
   noteLimited,
   rebound,
   recordSample,
+  recoverWhileIdle,
 } from "./adaptive-limit";
 import { nextToServe, victimFor } from "./fair-share";
 import { type OriginLimits, classCap } from "./origin-config";
 import type { OriginShedCause } from "./origin-shed";
 import type { OriginArrival, OriginWaiter } from "./origin-waiter";
+import {
+  type HoldScope,
+  NO_HOLDS,
+  type OriginHolds,
+  heedUnavailable,
+  hold,
+  holdsCovering,
+  isRateHold,
+  nextHoldEnd,
+} from "./origin-holds";
 import { own } from "../own-keys";
 
 export interface OriginState {
@@ -35,16 +47,12 @@ export interface OriginState {
   readonly adaptive: AdaptiveState;
   /** The origin's last capacity grant (this shard's part), until it lapses. */
   readonly capacity: { readonly limit: number; readonly until: number } | null;
-  /** The origin asked for no traffic until then (503 + Retry-After). */
-  readonly backoffUntil: number;
-  /** Per tenant: the origin asked for none of its traffic until then (429 + Retry-After). */
-  readonly tenantBackoff: Readonly<Record<string, number>>;
+  /** What the origin asked to be held back, and until when (see origin-holds.ts). */
+  readonly holds: OriginHolds;
   /** Moving average of an origin slot's hold time; null until one is released. */
   readonly serviceMsEwma: number | null;
 }
 
-/** Tenants held back at once; past it the hold ending soonest is dropped (it matters least). */
-export const MAX_TENANT_BACKOFFS = 1_000;
 const SERVICE_EWMA_ALPHA = 0.2;
 
 export type OriginOutcome =
@@ -57,6 +65,8 @@ export type OriginOutcome =
       readonly expectedWaitMs: number;
       /** No room to wait at all (queue full, no queue, no capacity): say so to the edge. */
       readonly noRoom: boolean;
+      /** The hold it was shed for, when it was. */
+      readonly holdScope: HoldScope | null;
     };
 
 export interface OriginArrivalResult {
@@ -80,8 +90,7 @@ export function initialOriginState(limits: OriginLimits, now: number): OriginSta
     nextSeq: 0,
     adaptive: initialAdaptive(adaptiveBounds(limits), now),
     capacity: null,
-    backoffUntil: 0,
-    tenantBackoff: {},
+    holds: NO_HOLDS,
     serviceMsEwma: null,
   };
 }
@@ -105,11 +114,15 @@ function capFor(state: OriginState, limits: OriginLimits, priority: Priority, no
   return classCap(effectiveLimit(state, limits, now), limits.reservations, priority);
 }
 
-/** Until when `tenant`'s traffic (or all traffic) is held back by the origin; 0 when it is not. */
-function heldUntil(state: OriginState, tenant: string, now: number): { until: number; cause: OriginShedCause } | null {
-  if (state.backoffUntil > now) return { until: state.backoffUntil, cause: "backoff" };
-  const tenantUntil = own(state.tenantBackoff, tenant) ?? 0;
-  return tenantUntil > now ? { until: tenantUntil, cause: "tenant_backoff" } : null;
+/** The widest hold the origin asked for that covers `who`; null when none does. */
+export function heldUntil(
+  state: OriginState,
+  who: Pick<OriginWaiter, "holdParty" | "route">,
+  now: number,
+): { until: number; cause: OriginShedCause; scope: HoldScope } | null {
+  const [widest] = holdsCovering(state.holds, { party: who.holdParty, route: who.route }, now);
+  if (!widest) return null;
+  return { until: widest.until, cause: isRateHold(widest.scope) ? "tenant_backoff" : "backoff", scope: widest.scope };
 }
 
 function admitOne(state: OriginState, who: Pick<OriginWaiter, "tenant" | "priority">, cap: number): OriginState {
@@ -150,10 +163,18 @@ function shed(
   retryAfterMs: number,
   expected: number,
   noRoom: boolean,
+  holdScope: HoldScope | null = null,
 ): OriginArrivalResult {
   return {
     state,
-    outcome: { kind: "shed", cause, retryAfterMs: Math.max(0, retryAfterMs), expectedWaitMs: expected, noRoom },
+    outcome: {
+      kind: "shed",
+      cause,
+      retryAfterMs: Math.max(0, retryAfterMs),
+      expectedWaitMs: expected,
+      noRoom,
+      holdScope,
+    },
     evicted: [],
   };
 }
@@ -169,8 +190,8 @@ export function arrive(
   arrival: OriginArrival,
   now: number,
 ): OriginArrivalResult {
-  const held = heldUntil(state, arrival.tenant, now);
-  if (held) return shed(state, held.cause, held.until - now, held.until - now, true);
+  const held = heldUntil(state, arrival, now);
+  if (held) return shed(state, held.cause, held.until - now, held.until - now, true, held.scope);
   const limit = effectiveLimit(state, limits, now);
   const cap = classCap(limit, limits.reservations, arrival.priority);
   const rank = priorityRank(arrival.priority);
@@ -213,8 +234,11 @@ export function arrive(
 export function pump(state: OriginState, limits: OriginLimits, now: number): OriginPumpResult {
   const shedNow: Array<{ waiter: OriginWaiter; cause: OriginShedCause }> = [];
   const live: OriginWaiter[] = [];
+  if (limits.adaptive && state.inFlight === 0) {
+    state = { ...state, adaptive: recoverWhileIdle(state.adaptive, adaptiveBounds(limits), now) };
+  }
   for (const waiter of state.queue) {
-    const held = heldUntil(state, waiter.tenant, now);
+    const held = heldUntil(state, waiter, now);
     if (held) shedNow.push({ waiter, cause: held.cause });
     else if (waiter.expiresAt <= now) shedNow.push({ waiter, cause: "queue_timeout" });
     else live.push(waiter);
@@ -233,12 +257,13 @@ export function pump(state: OriginState, limits: OriginLimits, now: number): Ori
 
 /**
  * Frees one slot. `heldMs` feeds the service-time average; null when it says nothing about the
- * origin (a reaped lease, a request never sent).
+ * origin (a reaped lease, a request never sent). The last slot freed starts the idle recovery.
  */
 export function releaseSlot(
   state: OriginState,
   slot: Pick<OriginWaiter, "tenant" | "priority">,
   heldMs: number | null,
+  now: number,
 ): OriginState {
   const tenantHeld = (own(state.inFlightByTenant, slot.tenant) ?? 0) - 1;
   const inFlightByTenant = { ...state.inFlightByTenant };
@@ -251,9 +276,11 @@ export function releaseSlot(
       : state.serviceMsEwma === null
         ? held
         : state.serviceMsEwma + SERVICE_EWMA_ALPHA * (held - state.serviceMsEwma);
+  const inFlight = Math.max(0, state.inFlight - 1);
   return {
     ...state,
-    inFlight: Math.max(0, state.inFlight - 1),
+    inFlight,
+    adaptive: inFlight === 0 ? noteIdle(state.adaptive, now) : state.adaptive,
     inFlightByPriority: {
       ...state.inFlightByPriority,
       [slot.priority]: Math.max(0, state.inFlightByPriority[slot.priority] - 1),
@@ -265,15 +292,23 @@ export function releaseSlot(
 
 /** What the origin said, or showed, with one response. */
 export interface OriginFeedback {
+  /** The party for fairness and for the adaptive limit (anonymous traffic is one). */
   readonly tenant: string;
+  /** The party a 429's hold is for (an anonymous client's own bucket). */
+  readonly holdParty: string;
+  readonly method: string;
+  /** The route class prefix (origin-party.ts). */
+  readonly route: string;
   /** Time to the response's headers, for a response that came; null otherwise. */
   readonly latencyMs: number | null;
-  /** A 5xx or 429 answer, a deadline abort or a failed fetch. */
+  /** The origin failed, or was overloaded (see origin-drops.ts). */
   readonly drop: boolean;
-  /** Hold everything back this long (a 503 with Retry-After). */
+  /** Hold back as the origin asked with a 503 + Retry-After, this long. */
   readonly backoffMs: number | null;
-  /** Hold this tenant back this long (a 429 with Retry-After). */
+  /** Hold this party back this long (a 429 with Retry-After). */
   readonly tenantBackoffMs: number | null;
+  /** The 503 carried the configured whole-origin signal (`globalHoldHeader`). */
+  readonly wholeOrigin: boolean;
   /** The origin's capacity grant, already this shard's part. */
   readonly capacity: number | null;
 }
@@ -282,18 +317,24 @@ export interface OriginFeedback {
 export function learn(state: OriginState, limits: OriginLimits, feedback: OriginFeedback, now: number): OriginState {
   let next = state;
   const sample: Sample | null = feedback.drop
-    ? { kind: "drop" }
+    ? { kind: "drop", party: feedback.tenant }
     : feedback.latencyMs === null
       ? null
-      : { kind: "latency", ms: feedback.latencyMs };
+      : {
+          kind: "latency",
+          ms: feedback.latencyMs,
+          party: feedback.tenant,
+          route: `${feedback.method} ${feedback.route}`,
+        };
   if (sample) next = { ...next, adaptive: recordSample(next.adaptive, sample, adaptiveBounds(limits), now) };
+  const subject = { party: feedback.holdParty, route: feedback.route };
   if (feedback.backoffMs !== null && feedback.backoffMs > 0) {
     const until = now + Math.min(feedback.backoffMs, limits.maxBackoffMs);
-    next = { ...next, backoffUntil: Math.max(next.backoffUntil, until) };
+    next = { ...next, holds: heedUnavailable(next.holds, subject, until, feedback.wholeOrigin, now) };
   }
   if (feedback.tenantBackoffMs !== null && feedback.tenantBackoffMs > 0) {
     const until = now + Math.min(feedback.tenantBackoffMs, limits.maxBackoffMs);
-    next = { ...next, tenantBackoff: holdTenant(next.tenantBackoff, feedback.tenant, until, now) };
+    next = { ...next, holds: hold(next.holds, { kind: "party", party: feedback.holdParty }, until, now) };
   }
   if (feedback.capacity !== null) {
     next = { ...next, capacity: { limit: Math.max(0, feedback.capacity), until: now + limits.capacityTtlMs } };
@@ -301,44 +342,15 @@ export function learn(state: OriginState, limits: OriginLimits, feedback: Origin
   return next;
 }
 
-/** A hold learnt by another shard (or an isolate): the same rules, without a sample. */
+/** A hold learnt by another shard: the same scope, capped as the origin's own would be. */
 export function holdBack(
   state: OriginState,
   limits: OriginLimits,
-  hold: { readonly tenant: string | null; readonly untilMs: number },
+  held: { readonly scope: HoldScope; readonly untilMs: number },
   now: number,
 ): OriginState {
-  const ms = hold.untilMs - now;
-  return learn(
-    state,
-    limits,
-    {
-      tenant: hold.tenant ?? "",
-      latencyMs: null,
-      drop: false,
-      backoffMs: hold.tenant === null ? ms : null,
-      tenantBackoffMs: hold.tenant === null ? null : ms,
-      capacity: null,
-    },
-    now,
-  );
-}
-
-function holdTenant(
-  holds: Readonly<Record<string, number>>,
-  tenant: string,
-  until: number,
-  now: number,
-): Record<string, number> {
-  const next: Record<string, number> = {};
-  for (const [name, end] of Object.entries(holds)) if (end > now) next[name] = end;
-  next[tenant] = Math.max(own(next, tenant) ?? 0, until);
-  const names = Object.keys(next);
-  if (names.length > MAX_TENANT_BACKOFFS) {
-    names.sort((a, b) => (next[a] ?? 0) - (next[b] ?? 0));
-    for (const name of names.slice(0, names.length - MAX_TENANT_BACKOFFS)) delete next[name];
-  }
-  return next;
+  const until = Math.min(held.untilMs, now + limits.maxBackoffMs);
+  return { ...state, holds: hold(state.holds, held.scope, until, now) };
 }
 
 /**
@@ -350,7 +362,7 @@ export function nextWakeAt(state: OriginState, now: number): number | null {
   if (state.queue.length === 0) return null;
   let at = Number.POSITIVE_INFINITY;
   for (const waiter of state.queue) at = Math.min(at, waiter.expiresAt);
-  if (state.backoffUntil > now) at = Math.min(at, state.backoffUntil);
+  at = Math.min(at, nextHoldEnd(state.holds, now));
   if (state.capacity && state.capacity.until > now) at = Math.min(at, state.capacity.until);
   return at;
 }

@@ -76,6 +76,12 @@ export const originConfigSchema = z
     /** Response header whose integer value caps the requests in flight to the origin. */
     capacityHeader: headerName.nullable().default(null),
     capacityTtlMs: z.number().int().min(100).max(ORIGIN_BOUNDS.capacityTtlMs).default(10_000),
+    /**
+     * Response header by which the origin says a 503 is for the whole origin (any value): only
+     * then does one answer hold every route and party. Without it, a 503 + Retry-After holds its
+     * party on its route, and wider holds need several parties' answers (origin-holds.ts).
+     */
+    globalHoldHeader: headerName.nullable().default(null),
     /** An origin's Retry-After holds traffic back at most this long. */
     maxBackoffMs: z.number().int().min(1_000).max(ORIGIN_BOUNDS.maxBackoffMs).default(30_000),
     shards: z.number().int().min(1).max(ORIGIN_BOUNDS.shards).default(1),

@@ -1,18 +1,18 @@
 import { z } from "zod";
 import { PRIORITIES } from "../admission/priority";
 import type { Saturation } from "../admission/saturation";
+import { type HoldScope, holdScopeSchema } from "./origin-holds";
+import { ORIGIN_PARTY, ROUTE_METHOD, ROUTE_PREFIX } from "./origin-party";
 import { ORIGIN_SHED_CAUSES, type OriginShedCause, type OriginShedReason } from "./origin-shed";
-
-/**
- * Who a request counts against at the origin stage (fair shares, 429 holds): the tenant's name,
- * or for the anonymous tenant its per-client bucket (`anonymous:<ip or /64>`), so that one
- * client's 429 does not hold back every client without a key.
- */
-export const ORIGIN_PARTY = /^[A-Za-z0-9][A-Za-z0-9._:/-]{0,127}$/;
 
 /** The origin shard's RPC payloads, checked by the object: its state's last line of defence. */
 export const acquireRequestSchema = z.strictObject({
+  /** The party for fair shares and the adaptive limit (origin-party.ts). */
   tenant: z.string().regex(ORIGIN_PARTY),
+  /** The party a 429's hold covers; the tenant when absent. */
+  holdParty: z.string().regex(ORIGIN_PARTY).optional(),
+  method: z.string().regex(ROUTE_METHOD),
+  route: z.string().regex(ROUTE_PREFIX),
   weight: z.number().positive().max(1_000),
   priority: z.enum(PRIORITIES),
   deadline: z.number().finite(),
@@ -47,8 +47,8 @@ export type AcquireDecision =
       readonly waitedMs: number;
       /** For the edge: which priorities the same answer covers, and for how long. */
       readonly saturation: Saturation<OriginShedReason> | null;
-      /** Set when the answer is a hold of one tenant's traffic, not of the whole origin. */
-      readonly tenantHold: boolean;
+      /** The hold it was shed for, when it was: what the edge may go on holding itself. */
+      readonly holdScope: HoldScope | null;
     }
   /** The stage is off (never configured, or deleted). */
   | { readonly kind: "disabled" }
@@ -81,9 +81,29 @@ export const originReleaseSchema = z.strictObject({
     .nullable(),
   /** The origin's capacity header value, when configured and present. */
   capacity: z.number().int().min(0).max(1_000_000).nullable(),
+  /** The 503 carried the origin's configured whole-origin signal (`globalHoldHeader`). */
+  wholeOrigin: z.boolean().default(false),
+  /**
+   * The client's own `x-request-timeout-ms` set the deadline, shorter than the route's: its
+   * deadline abort says nothing of the origin and must not count as a drop.
+   */
+  clientBudget: z.boolean().default(false),
 });
 
 export type OriginRelease = z.infer<typeof originReleaseSchema>;
+
+/** A release that says nothing of the origin: a request never sent, or a report unreadable. */
+export function bareRelease(outcome: OriginRelease["outcome"]): OriginRelease {
+  return {
+    outcome,
+    status: 0,
+    latencyMs: null,
+    retryAfterMs: null,
+    capacity: null,
+    wholeOrigin: false,
+    clientBudget: false,
+  };
+}
 
 /**
  * A release's report, read so that the slot is freed whatever else is wrong with it: an outcome
@@ -95,16 +115,10 @@ export function readOriginRelease(raw: unknown): OriginRelease {
   const full = originReleaseSchema.safeParse(raw);
   if (full.success) return full.data;
   const outcome = z.object({ outcome: z.enum(ORIGIN_RELEASE_OUTCOMES) }).safeParse(raw);
-  return {
-    outcome: outcome.success ? outcome.data.outcome : "cancelled",
-    status: 0,
-    latencyMs: null,
-    retryAfterMs: null,
-    capacity: null,
-  };
+  return bareRelease(outcome.success ? outcome.data.outcome : "cancelled");
 }
 
 export const holdRequestSchema = z.strictObject({
-  tenant: z.string().regex(ORIGIN_PARTY).nullable(),
+  scope: holdScopeSchema,
   untilMs: z.number().finite(),
 });

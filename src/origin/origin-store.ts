@@ -3,6 +3,8 @@ import { PRIORITIES } from "../admission/priority";
 import type { Lease } from "../admission/leases";
 import { RecordTable } from "../storage/record-table";
 import type { AdaptiveState } from "./adaptive-limit";
+import { NO_HOLDS, type OriginHolds, originHoldsSchema } from "./origin-holds";
+import { NO_EVIDENCE } from "./party-evidence";
 import { type OriginConfig, originConfigSchema } from "./origin-config";
 import { type OriginCounters, emptyOriginCounters } from "./origin-counters";
 
@@ -13,6 +15,9 @@ import { type OriginCounters, emptyOriginCounters } from "./origin-counters";
  */
 export interface OriginLease extends Lease {
   readonly tenant: string;
+  readonly holdParty: string;
+  readonly method: string;
+  readonly route: string;
 }
 
 export interface Placement {
@@ -24,41 +29,62 @@ export interface OriginRuntime {
   readonly leases: readonly OriginLease[];
   readonly adaptive: AdaptiveState;
   readonly capacity: { readonly limit: number; readonly until: number } | null;
-  readonly backoffUntil: number;
-  readonly tenantBackoff: Readonly<Record<string, number>>;
+  readonly holds: OriginHolds;
   readonly serviceMsEwma: number | null;
   readonly counters: OriginCounters;
 }
 
 const placementSchema = z.object({ config: originConfigSchema, index: z.number().int().min(0) });
 
-const runtimeSchema = z.object({
-  leases: z.array(
-    z.object({
-      id: z.string(),
-      tenant: z.string(),
-      priority: z.enum(PRIORITIES),
-      admittedAt: z.number(),
-      expiresAt: z.number(),
-      lingering: z.boolean(),
-    }),
-  ),
-  adaptive: z.object({
-    limit: z.number(),
-    baselineMs: z.number().nullable(),
-    lastLatencyMs: z.number().nullable(),
-    window: z.object({
-      startedAt: z.number(),
-      samples: z.number(),
-      latencySumMs: z.number(),
-      drops: z.number(),
-      peakInFlight: z.number(),
-      limited: z.boolean().default(false),
-    }),
+/**
+ * Fields added in later versions default, so that a record written by an older version still
+ * loads (its leases above all: a restarted shard must not forget requests still running).
+ */
+const leaseSchema = z
+  .object({
+    id: z.string(),
+    tenant: z.string(),
+    holdParty: z.string().optional(),
+    method: z.string().default("OTHER"),
+    route: z.string().default("/"),
+    priority: z.enum(PRIORITIES),
+    admittedAt: z.number(),
+    expiresAt: z.number(),
+    lingering: z.boolean(),
+  })
+  .transform((lease) => ({ ...lease, holdParty: lease.holdParty ?? lease.tenant }));
+
+const adaptiveSchema = z.object({
+  limit: z.number(),
+  lastRatio: z.number().nullable().default(null),
+  lastLatencyMs: z.number().nullable(),
+  evidence: z
+    .object({
+      baselines: z.record(z.string(), z.object({ ms: z.number(), seenAt: z.number() })),
+      parties: z.record(
+        z.string(),
+        z.object({ seenAt: z.number(), ratio: z.number().nullable(), droppedAt: z.number().nullable() }),
+      ),
+    })
+    .default(NO_EVIDENCE),
+  window: z.object({
+    startedAt: z.number(),
+    samples: z.number(),
+    latencySumMs: z.number(),
+    drops: z.number(),
+    peakInFlight: z.number(),
+    limited: z.boolean().default(false),
+    kept: z.array(z.object({ party: z.string(), route: z.string(), ms: z.number() })).default([]),
+    dropParties: z.array(z.string()).default([]),
   }),
+  idle: z.object({ since: z.number(), limit: z.number() }).nullable().default(null),
+});
+
+const runtimeSchema = z.object({
+  leases: z.array(leaseSchema),
+  adaptive: adaptiveSchema,
   capacity: z.object({ limit: z.number(), until: z.number() }).nullable(),
-  backoffUntil: z.number(),
-  tenantBackoff: z.record(z.string(), z.number()),
+  holds: originHoldsSchema.default(NO_HOLDS),
   serviceMsEwma: z.number().nullable(),
   counters: z.record(z.string(), z.unknown()),
 });

@@ -3,7 +3,13 @@ import type { Priority } from "../admission/priority";
 /** A request waiting for an origin slot, as the origin stage's core sees it. */
 export interface OriginWaiter {
   readonly id: string;
+  /** The party it counts against for fair shares (origin-party.ts). */
   readonly tenant: string;
+  /** The party a 429's hold covers: the tenant, or an anonymous client's own bucket. */
+  readonly holdParty: string;
+  readonly method: string;
+  /** Its route class prefix (origin-party.ts): what a 503's hold covers. */
+  readonly route: string;
   /** The tenant's share weight (tenant config `weight`). */
   readonly weight: number;
   readonly priority: Priority;
@@ -16,4 +22,7 @@ export interface OriginWaiter {
   readonly expiresAt: number;
 }
 
-export type OriginArrival = Pick<OriginWaiter, "id" | "tenant" | "weight" | "priority" | "deadline">;
+export type OriginArrival = Pick<
+  OriginWaiter,
+  "id" | "tenant" | "holdParty" | "method" | "route" | "weight" | "priority" | "deadline"
+>;

@@ -15,7 +15,7 @@ import type { ReleaseOutcome } from "../admission/counters";
 import { type OriginFetch, forwardToOrigin, originTarget } from "./forward";
 import { clientResponseHeaders, originRequestHeaders } from "./header-hygiene";
 import { asksForHold, capacityGrant, retryAfterMs } from "./origin-feedback";
-import { type OriginTicket, acquireOrigin, holdAtEdge, originParty, releaseOrigin } from "./origin-stage";
+import { type OriginTicket, acquireOrigin, holdAtEdge, originAsk, releaseOrigin } from "./origin-stage";
 import type { Admitted, Plan } from "./plan";
 import { clientGone, planEvent, shed } from "./shed-answer";
 import { releaseOnEnd } from "./release-on-end";
@@ -61,24 +61,21 @@ export function failOpenSlot(config: GuardConfig): (() => void) | null {
 }
 
 /** What the origin's answer showed, for the origin stage's release. */
-interface OriginAnswer {
-  readonly status: number;
-  readonly latencyMs: number | null;
-  readonly retryAfterMs: number | null;
-  readonly capacity: number | null;
-}
+type OriginAnswer = Omit<OriginRelease, "outcome" | "clientBudget">;
 
-const NO_ANSWER: OriginAnswer = { status: 0, latencyMs: null, retryAfterMs: null, capacity: null };
+const NO_ANSWER: OriginAnswer = { status: 0, latencyMs: null, retryAfterMs: null, capacity: null, wholeOrigin: false };
 
 /** Clamped to what the stage can use, so an outsized header can never make the release invalid. */
 function originAnswer(response: Response, origin: OriginConfig | null, latencyMs: number, now: number): OriginAnswer {
   const hold = asksForHold(response.status) ? retryAfterMs(response.headers.get("retry-after"), now) : null;
   const grant = origin?.capacityHeader ? capacityGrant(response.headers.get(origin.capacityHeader)) : null;
+  const globalHold = origin?.globalHoldHeader ?? null;
   return {
     status: response.status,
     latencyMs,
     retryAfterMs: hold === null || !origin ? null : Math.min(hold, origin.maxBackoffMs),
     capacity: grant === null ? null : Math.min(grant, ORIGIN_BOUNDS.maxInFlight),
+    wholeOrigin: response.status === 503 && globalHold !== null && response.headers.has(globalHold),
   };
 }
 
@@ -91,19 +88,7 @@ export async function forwardAdmitted(fc: ForwardContext, admission: Admitted): 
   let ticket: OriginTicket | null = null;
   let leaveFailOpen: (() => void) | null = null;
   if (fc.origin) {
-    const gate = await acquireOrigin(
-      env,
-      ctx,
-      fc.origin,
-      {
-        tenant: originParty(plan.identity),
-        weight: plan.identity.tenant.config.weight,
-        priority: plan.priority,
-        deadline: plan.deadline,
-      },
-      ports.random,
-      request.signal ?? null,
-    );
+    const gate = await acquireOrigin(env, ctx, fc.origin, originAsk(plan), ports.random, request.signal ?? null);
     if (gate.kind === "gone") {
       // The client left while queued at the origin stage: its tenant slot goes back unused.
       admission.release("not_forwarded");
@@ -159,7 +144,9 @@ async function send(
     if (released) return;
     released = true;
     admission.release(outcome);
-    if (ticket) releaseOrigin(env, ctx, ticket, { outcome: originOutcome(outcome), ...answer });
+    if (ticket) {
+      releaseOrigin(env, ctx, ticket, { outcome: originOutcome(outcome), ...answer, clientBudget: plan.clientBudget });
+    }
     leaveFailOpen?.();
     if (!recorded) {
       ports.sink.record({
@@ -244,7 +231,8 @@ async function send(
         const now = Date.now();
         answer = originAnswer(upstream, fc.origin, now - forwardedAt, now);
         if (fc.origin && answer.retryAfterMs !== null) {
-          holdAtEdge(originParty(plan.identity), upstream.status, answer.retryAfterMs, fc.origin.maxBackoffMs, now);
+          const held = { status: upstream.status, retryAfterMs: answer.retryAfterMs, wholeOrigin: answer.wholeOrigin };
+          holdAtEdge(originAsk(plan), held, fc.origin.maxBackoffMs, now);
         }
         const responseHeaders = clientResponseHeaders(upstream.headers);
         setRateLimitFields(responseHeaders, admission.quota, null);

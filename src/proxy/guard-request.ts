@@ -17,7 +17,7 @@ import {
   forwardAdmitted,
 } from "./forward-admitted";
 import { type Identity, anonymousIdentity, fallbackIdentity, resolveIdentity } from "./identity";
-import { originParty, shedAtOriginEdge } from "./origin-stage";
+import { originAsk, shedAtOriginEdge } from "./origin-stage";
 import { type Admitted, plan } from "./plan";
 import { clientGone, shed } from "./shed-answer";
 import { type TenantGate, passTenantStage } from "./tenant-stage";
@@ -54,19 +54,7 @@ export async function guardRequest(
   // The origin (or its stage) already said no to this tenant's kind of request: the cheapest
   // answer comes first, before any tenant token is spent.
   if (origin) {
-    const held = shedAtOriginEdge(
-      env,
-      ctx,
-      origin,
-      {
-        tenant: originParty(current.identity),
-        weight: current.identity.tenant.config.weight,
-        priority: current.priority,
-        deadline: current.deadline,
-      },
-      now,
-      ports.random,
-    );
+    const held = shedAtOriginEdge(env, ctx, origin, originAsk(current), now, ports.random);
     if (held) return shed(ports, request, current, { ...held, quota: null, stage: "origin" });
   }
 

@@ -5,11 +5,19 @@
 import type { Priority } from "../admission/priority";
 import { type LocalRequest, decideLocally } from "../admission/saturation";
 import { FLUSH_AFTER_MS, type LedgerAction, ShedLedger } from "../edge/local-shed-ledger";
-import { forgetOriginSaturation, holdOriginVerdict, originVerdictsFor } from "../edge/origin-verdicts";
+import {
+  forgetOriginSaturation,
+  holdOriginVerdict,
+  holdSaturationVerdict,
+  originVerdictsFor,
+} from "../edge/origin-verdicts";
 import type { Env } from "../env";
 import { originShardName } from "../origin-guard";
 import type { OriginConfig } from "../origin/origin-config";
-import { type AcquireDecision, ORIGIN_PARTY, type OriginRelease } from "../origin/origin-rpc";
+import { type AcquireDecision, type OriginRelease, bareRelease } from "../origin/origin-rpc";
+import { ORIGIN_PARTY } from "../origin/origin-party";
+import type { HoldScope } from "../origin/origin-holds";
+import type { Plan } from "./plan";
 import { ANONYMOUS_TENANT } from "../tenant/tenant-config";
 import type { Identity } from "./identity";
 import type { OriginShedCause, OriginShedReason } from "../origin/origin-shed";
@@ -37,7 +45,12 @@ export type OriginGate =
   | { readonly kind: "unavailable"; readonly error: unknown };
 
 export interface OriginAsk {
+  /** The party for fair shares and the adaptive limit. */
   readonly tenant: string;
+  /** The party a 429's hold covers. */
+  readonly holdParty: string;
+  readonly method: string;
+  readonly route: string;
   readonly weight: number;
   readonly priority: Priority;
   readonly deadline: number;
@@ -56,12 +69,33 @@ function pickShard(shards: number, random: () => number): number {
 }
 
 /**
- * Who a request counts against at the origin stage: its tenant, or for clients without a key
- * their own per-IP bucket (see ORIGIN_PARTY).
+ * Who a request counts against at the origin stage. Clients without a key are one party for
+ * fair shares and the adaptive limit, so a spray from many addresses weighs as one tenant; a
+ * 429's hold still covers only the client's own bucket (see ORIGIN_PARTY).
  */
-export function originParty(identity: Identity): string {
-  const party = identity.tenant.name === ANONYMOUS_TENANT ? identity.objectName : identity.tenant.name;
-  return ORIGIN_PARTY.test(party) ? party : ANONYMOUS_TENANT;
+export function originParties(identity: Identity): { readonly party: string; readonly holdParty: string } {
+  if (identity.tenant.name !== ANONYMOUS_TENANT)
+    return { party: identity.tenant.name, holdParty: identity.tenant.name };
+  const bucket = identity.objectName;
+  return { party: ANONYMOUS_TENANT, holdParty: ORIGIN_PARTY.test(bucket) ? bucket : ANONYMOUS_TENANT };
+}
+
+/** What the origin stage is asked for a planned request. */
+export function originAsk(plan: Plan): OriginAsk {
+  const { party, holdParty } = originParties(plan.identity);
+  return {
+    tenant: party,
+    holdParty,
+    method: plan.originRoute.method,
+    route: plan.originRoute.prefix,
+    weight: plan.identity.tenant.config.weight,
+    priority: plan.priority,
+    deadline: plan.deadline,
+  };
+}
+
+function verdictSubject(ask: OriginAsk) {
+  return { party: ask.tenant, hold: { party: ask.holdParty, route: ask.route } };
 }
 
 /**
@@ -76,7 +110,7 @@ export function shedAtOriginEdge(
   now: number,
   random: () => number,
 ): Extract<OriginGate, { kind: "shed" }> | null {
-  for (const verdict of originVerdictsFor(ask.tenant, now)) {
+  for (const verdict of originVerdictsFor(verdictSubject(ask), now)) {
     const request: LocalRequest = {
       priority: ask.priority,
       fullBehaviour: "evict-lowest",
@@ -166,7 +200,10 @@ async function acquireFrom(
         ticket: { shard, leaseId: decision.leaseId, limit: decision.limit, waitedMs: decision.waitedMs },
       };
     case "shed":
-      if (decision.saturation) holdOriginVerdict(ask.tenant, decision.saturation, Date.now());
+      if (decision.saturation) {
+        if (decision.holdScope) holdOriginVerdict(decision.holdScope, decision.saturation, Date.now());
+        else holdSaturationVerdict(ask.tenant, decision.saturation, Date.now());
+      }
       return {
         kind: "shed",
         reason: decision.reason,
@@ -178,13 +215,7 @@ async function acquireFrom(
 }
 
 /** The release of a slot whose request was never sent. */
-const NOT_SENT: OriginRelease = {
-  outcome: "cancelled",
-  status: 0,
-  latencyMs: null,
-  retryAfterMs: null,
-  capacity: null,
-};
+const NOT_SENT: OriginRelease = bareRelease("cancelled");
 
 /** Resolves "gone" when the client's signal aborts; `stop` removes the listener. */
 function untilAborted(signal: AbortSignal): { readonly gone: Promise<"gone">; readonly stop: () => void } {
@@ -208,13 +239,28 @@ export function releaseOrigin(env: Env, ctx: ExecutionContext, ticket: OriginTic
 
 /**
  * The origin asked for a hold: this isolate starts it at once, before its shard has heard, so
- * the requests right behind this one are not sent into the wall.
+ * the requests right behind this one are not sent into the wall. Scoped as the shard scopes it
+ * at first (origin-holds.ts): a 429 holds the party, a 503 the party on this route class, or
+ * the whole origin when the origin said so with its `globalHoldHeader`. Wider holds come from
+ * the shard, which hears every party.
  */
-export function holdAtEdge(tenant: string, status: number, retryAfterMs: number, maxBackoffMs: number, now: number) {
+export function holdAtEdge(
+  ask: OriginAsk,
+  answer: { readonly status: number; readonly retryAfterMs: number; readonly wholeOrigin: boolean },
+  maxBackoffMs: number,
+  now: number,
+) {
+  const { status, retryAfterMs } = answer;
   const holdMs = Math.min(retryAfterMs, maxBackoffMs);
   if (holdMs <= 0) return;
+  const scope: HoldScope =
+    status === 429
+      ? { kind: "party", party: ask.holdParty }
+      : answer.wholeOrigin
+        ? { kind: "all" }
+        : { kind: "party-route", party: ask.holdParty, route: ask.route };
   holdOriginVerdict(
-    tenant,
+    scope,
     {
       reason: status === 503 ? "origin_backoff" : "origin_rate_limited",
       coversUpTo: "critical",

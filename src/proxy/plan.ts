@@ -5,14 +5,20 @@ import { effectivePriority } from "../admission/priority-hint";
 import type { ReleaseOutcome } from "../admission/counters";
 import type { Quota } from "../lease/lease-protocol";
 import type { Identity } from "./identity";
+import { routeMethod, routePrefix } from "../origin/origin-party";
 
 /** What the edge decided about a request before asking for admission. */
 export interface Plan {
   readonly identity: Identity;
+  /** The tenant's route rule that matched (`default` when none did). */
   readonly route: string;
+  /** The request's route class as the origin stage keys it: method and path prefix. */
+  readonly originRoute: { readonly method: string; readonly prefix: string };
   readonly priority: Priority;
   readonly fullBehaviour: FullBehaviour;
   readonly budgetMs: number;
+  /** The client's `x-request-timeout-ms` cut the route's budget: its deadline is its own. */
+  readonly clientBudget: boolean;
   readonly deadline: number;
 }
 
@@ -35,9 +41,11 @@ export function plan(request: Request, url: URL, identity: Identity, now: number
   return {
     identity,
     route: routeClass.route,
+    originRoute: { method: routeMethod(request.method), prefix: routePrefix(url.pathname) },
     priority,
     fullBehaviour: routeClass.fullBehaviour,
     budgetMs,
+    clientBudget: clientBudget !== null && budgetMs < deadlineBudgetMs(null, routeClass.timeoutMs),
     deadline: now + budgetMs,
   };
 }

@@ -153,12 +153,14 @@ describe("origin stage on the request path", () => {
     for (const response of await Promise.all(low)) expect(response.status).toBe(200);
   });
 
-  it("holds all traffic back after an origin 503 with Retry-After, then lets it through when the hold ends", async () => {
+  it("holds all traffic back after an origin 503 with Retry-After and its whole-origin signal, then lets it through when the hold ends", async () => {
     let answer503 = true;
     origin = installFakeOrigin(() =>
-      answer503 ? new Response("busy", { status: 503, headers: { "retry-after": "1" } }) : Response.json({ ok: true }),
+      answer503
+        ? new Response("busy", { status: 503, headers: { "retry-after": "1", "x-origin-overloaded": "1" } })
+        : Response.json({ ok: true }),
     );
-    await putOrigin({ maxInFlight: 4 });
+    await putOrigin({ maxInFlight: 4, globalHoldHeader: "X-Origin-Overloaded" });
     const a = await createTenant(uniqueTenant("hold-a"));
     const b = await createTenant(uniqueTenant("hold-b"));
     const first = await proxied(a);
@@ -173,6 +175,73 @@ describe("origin stage on the request path", () => {
     expect((await proxied(b)).status).toBe(200);
     const view = await originView();
     expect(view.stats?.counters.shedByCause.backoff).toBeGreaterThanOrEqual(1);
+  });
+
+  it("holds back only the tenant and route a 503 with Retry-After was for, without the whole-origin signal", async () => {
+    // A maintenance page on one route: its 503 + Retry-After must not stop every tenant and route.
+    origin = installFakeOrigin((request) =>
+      new URL(request.url).pathname.startsWith("/maint/")
+        ? new Response("down for maintenance", { status: 503, headers: { "retry-after": "30" } })
+        : Response.json({ ok: true }),
+    );
+    await putOrigin({ maxInFlight: 4, globalHoldHeader: "x-origin-overloaded" });
+    const a = await createTenant(uniqueTenant("maint-a"));
+    const b = await createTenant(uniqueTenant("maint-b"));
+    const c = await createTenant(uniqueTenant("maint-c"));
+    expect((await proxied(a, "/maint/job")).status).toBe(503);
+    // Tenant a is held on /maint only; the rest of its API, and every other tenant, goes on.
+    await expectShed(await proxied(a, "/maint/job"), 503, "origin_backoff");
+    expect((await proxied(a, "/api/thing")).status).toBe(200);
+    expect((await proxied(c, "/api/thing", { headers: { "x-priority": "critical" } })).status).toBe(200);
+    expect((await proxied(b, "/maint/job")).status).toBe(503);
+    // Two tenants heard the same on /maint: now the route is held for everyone, and only it.
+    await originWhen((v) => v.stats?.counters.released === 5);
+    await expectShed(
+      await proxied(c, "/maint/job/7", { headers: { "x-priority": "critical" } }),
+      503,
+      "origin_backoff",
+    );
+    expect((await proxied(c, "/api/thing")).status).toBe(200);
+    const view = (await originView()) as OriginView & { stats: { routesHeld: number } };
+    expect(view.stats).toMatchObject({ backoffMs: 0, routesHeld: 1 });
+    expect(origin.requests.map((r) => new URL(r.url).pathname)).toEqual([
+      "/maint/job",
+      "/api/thing",
+      "/api/thing",
+      "/maint/job",
+      "/api/thing",
+    ]);
+  });
+
+  it("counts clients without a key as one party for fair shares, however many addresses they use", async () => {
+    const held = heldResponses();
+    origin = installFakeOrigin(held.handler);
+    await putOrigin({
+      maxInFlight: 2,
+      adaptive: false,
+      maxQueue: 8,
+      maxWaitMs: 5_000,
+      reservations: ALL_CLASSES_EVERYTHING,
+    });
+    const paid = uniqueTenant("paid");
+    const key = await createTenant(paid);
+    const anonymous = (ip: string) => guardFetch("/api/x", { headers: { "cf-connecting-ip": ip } });
+    const running = [anonymous("203.0.113.1"), anonymous("203.0.113.2")];
+    await originWhen((view) => view.stats?.inFlight === 2);
+    const queued = [anonymous("203.0.113.3"), anonymous("203.0.113.4")];
+    await originWhen((view) => view.stats?.queued === 2);
+    const fromPaid = proxied(key);
+    await originWhen((view) => view.stats?.queued === 3);
+    // Anonymous traffic holds both slots: the paying tenant, holding none, is served next, not
+    // the next address in the spray (each address its own party would tie with it at zero).
+    held.releaseNext();
+    await originWhen(() => origin?.requests.length === 3);
+    expect(origin.requests[2]?.headers.get("x-guard-tenant")).toBe(paid);
+    for (let i = 0; i < 4; i += 1) {
+      await originWhen(() => held.waiting > 0);
+      held.releaseNext();
+    }
+    for (const response of await Promise.all([...running, ...queued, fromPaid])) expect(response.status).toBe(200);
   });
 
   it("holds back only the tenant an origin 429 with Retry-After was for", async () => {
@@ -316,7 +385,10 @@ describe("origin stage under hostile or odd input", () => {
     origin = installFakeOrigin(() => {
       calls += 1;
       return calls === 1
-        ? new Response("busy", { status: 503, headers: { "retry-after": "40000000", "x-origin-capacity": "9999999" } })
+        ? new Response("busy", {
+            status: 503,
+            headers: { "retry-after": "40000000", "x-origin-capacity": "9999999", "x-origin-overloaded": "yes" },
+          })
         : Response.json({ ok: true });
     });
     await putOrigin({
@@ -324,6 +396,7 @@ describe("origin stage under hostile or odd input", () => {
       adaptive: false,
       maxQueue: 0,
       capacityHeader: "x-origin-capacity",
+      globalHoldHeader: "x-origin-overloaded",
       maxBackoffMs: 2_000,
     });
     const key = await createTenant(uniqueTenant("huge"));
@@ -422,7 +495,14 @@ describe("origin stage under hostile or odd input", () => {
 
   it("sends isolates that still pick a retired shard to the remaining ones", async () => {
     await putOrigin({ maxInFlight: 2, minInFlight: 2, shards: 2, adaptive: false, maxQueue: 0 });
-    const ask = { tenant: "someone", weight: 1, priority: "normal" as const, deadline: Date.now() + 9_000 };
+    const ask = {
+      tenant: "someone",
+      method: "GET",
+      route: "/api",
+      weight: 1,
+      priority: "normal" as const,
+      deadline: Date.now() + 9_000,
+    };
     expect((await env.ORIGIN_GUARD.getByName("origin:1").acquire(ask)).kind).toBe("admit");
     await putOrigin({ maxInFlight: 2, minInFlight: 2, shards: 1, adaptive: false, maxQueue: 0 });
     expect(await env.ORIGIN_GUARD.getByName("origin:1").acquire(ask)).toEqual({ kind: "moved", shards: 1 });
@@ -453,5 +533,34 @@ describe("origin stage under hostile or odd input", () => {
     expect(statuses).toEqual(new Set([504]));
     const view = await originView();
     expect(view.stats?.limit.effective).toBe(20);
+  });
+
+  it("does not cut everyone's limit for a client's short budgets on a slower route", async () => {
+    // The attack from the review: a few requests a second, each with a budget shorter than a
+    // slower route takes but longer than the tolerated latency of the fast one.
+    origin = installFakeOrigin((request) => {
+      const slow = new URL(request.url).pathname.startsWith("/reports/");
+      return Promise.race([
+        scheduler.wait(slow ? 400 : 20).then(() => Response.json({ ok: true })),
+        new Promise<Response>((_, reject) =>
+          request.signal.addEventListener("abort", () => reject(new Error("aborted"))),
+        ),
+      ]);
+    });
+    await putOrigin({ maxInFlight: 20, minInFlight: 1 });
+    const key = await createTenant(uniqueTenant("short"), { rate: 1000, burst: 1000, maxInFlight: 200 });
+    for (let i = 0; i < 12; i += 1) await (await proxied(key)).text();
+    const statuses = new Set<number>();
+    for (let i = 0; i < 10; i += 1) {
+      const response = await proxied(key, "/reports/annual", { headers: { "x-request-timeout-ms": "150" } });
+      statuses.add(response.status);
+      await response.text();
+    }
+    expect(statuses).toEqual(new Set([504]));
+    const view = (await originWhen((v) => v.stats?.counters.released === 22)) as OriginView & {
+      stats: { counters: { drops: number } };
+    };
+    expect(view.stats.counters.drops).toBe(0);
+    expect(view.stats.limit.effective).toBe(20);
   });
 });

@@ -6,6 +6,7 @@ import {
   applyOriginLimits,
   arrive,
   effectiveLimit,
+  heldUntil,
   holdBack,
   initialOriginState,
   learn,
@@ -159,8 +160,10 @@ function sum(counts: Readonly<Record<string, number>>): number {
   return Object.values(counts).reduce((total, count) => total + count, 0);
 }
 
+const ROUTE = "/v1";
+
 function isHeld(state: OriginState, tenant: string, now: number): boolean {
-  return state.backoffUntil > now || (state.tenantBackoff[tenant] ?? 0) > now;
+  return heldUntil(state, { holdParty: tenant, route: ROUTE }, now) !== null;
 }
 
 /** Drives the core and checks each decision as it is made, and the state after every step. */
@@ -205,7 +208,10 @@ class CheckedShard {
         this.state = holdBack(
           this.state,
           this.limits,
-          { tenant: step.tenant === null ? null : tenantOf(step.tenant), untilMs: this.now + step.untilIn },
+          {
+            scope: step.tenant === null ? { kind: "all" } : { kind: "party", party: tenantOf(step.tenant) },
+            untilMs: this.now + step.untilIn,
+          },
           this.now,
         );
         this.pump();
@@ -251,7 +257,16 @@ class CheckedShard {
     const result = arrive(
       before,
       this.limits,
-      { id, tenant, weight: this.weights[tenantIndex] ?? 1, priority, deadline: this.now + deadlineIn },
+      {
+        id,
+        tenant,
+        holdParty: tenant,
+        method: "GET",
+        route: ROUTE,
+        weight: this.weights[tenantIndex] ?? 1,
+        priority,
+        deadline: this.now + deadlineIn,
+      },
       this.now,
     );
     this.state = result.state;
@@ -289,15 +304,19 @@ class CheckedShard {
       this.limits,
       {
         tenant: slot.tenant,
+        holdParty: slot.tenant,
+        method: "GET",
+        route: ROUTE,
         latencyMs: step.latencyMs,
         drop: status !== "ok",
         backoffMs: status === "503" ? step.retryAfterMs : null,
         tenantBackoffMs: status === "429" ? step.retryAfterMs : null,
+        wholeOrigin: status === "503" && step.heldMs !== null && step.heldMs % 2 === 0,
         capacity: step.capacity,
       },
       this.now,
     );
-    this.state = releaseSlot(this.state, slot, step.heldMs);
+    this.state = releaseSlot(this.state, slot, step.heldMs, this.now);
   }
 
   private pump(): void {

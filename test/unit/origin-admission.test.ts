@@ -17,6 +17,7 @@ import {
 } from "../../src/origin/origin-admission";
 import { type OriginLimits, originConfigSchema, shardLimits } from "../../src/origin/origin-config";
 import type { OriginArrival, OriginWaiter } from "../../src/origin/origin-waiter";
+import { MAX_HOLDS, MAX_SIGHTINGS, SIGHTING_WINDOW_MS } from "../../src/origin/origin-holds";
 
 const T0 = 1_700_000_000_000;
 const EVERY_CLASS_ALL = { low: 1, normal: 1, high: 1, critical: 1 };
@@ -30,12 +31,15 @@ let n = 0;
 function arrival(
   tenant = "a",
   priority: Priority = "normal",
-  options: { weight?: number; deadlineIn?: number } = {},
+  options: { weight?: number; deadlineIn?: number; route?: string } = {},
 ): OriginArrival {
   n += 1;
   return {
     id: `r${n}`,
     tenant,
+    holdParty: tenant,
+    method: "GET",
+    route: options.route ?? "/v1",
     weight: options.weight ?? 1,
     priority,
     deadline: T0 + (options.deadlineIn ?? 60_000),
@@ -45,10 +49,14 @@ function arrival(
 function feedback(change: Partial<OriginFeedback> = {}): OriginFeedback {
   return {
     tenant: "a",
+    holdParty: change.tenant ?? "a",
+    method: "GET",
+    route: "/v1",
     latencyMs: null,
     drop: false,
     backoffMs: null,
     tenantBackoffMs: null,
+    wholeOrigin: false,
     capacity: null,
     ...change,
   };
@@ -97,7 +105,7 @@ class Shard {
   release(slot: Slot | undefined = this.slots[0], heldMs: number | null = null): OriginPumpResult {
     if (!slot) throw new Error("no slot to release");
     this.slots.splice(this.slots.indexOf(slot), 1);
-    this.state = releaseSlot(this.state, slot, heldMs);
+    this.state = releaseSlot(this.state, slot, heldMs, this.now);
     return this.pump();
   }
 
@@ -160,7 +168,7 @@ describe("origin admission", () => {
       shard.fill(1);
       shard.arrive(arrival("a", "high"));
       // A slot frees but nobody pumped yet: the arrival must not take it past the high waiter.
-      const freed = releaseSlot(shard.state, shard.slots[0]!, null);
+      const freed = releaseSlot(shard.state, shard.slots[0]!, null, shard.now);
       expect(arrive(freed, limits, arrival("b", "high"), T0).outcome.kind).toBe("queued");
       expect(arrive(freed, limits, arrival("b", "normal"), T0).outcome.kind).toBe("queued");
       expect(arrive(freed, limits, arrival("b", "critical"), T0).outcome.kind).toBe("admit");
@@ -349,6 +357,7 @@ describe("origin admission", () => {
         retryAfterMs: 1_000,
         expectedWaitMs: 1_000,
         noRoom: false,
+        holdScope: null,
       });
     });
 
@@ -387,9 +396,9 @@ describe("origin admission", () => {
   });
 
   describe("the origin's 503 and 429 holds", () => {
-    it("holds every tenant back after a 503 with Retry-After, answering with the time left", () => {
+    it("holds every tenant back after a 503 with Retry-After and the whole-origin signal, answering with the time left", () => {
       const shard = new Shard(limitsOf());
-      shard.learn({ tenant: "a", backoffMs: 5_000 });
+      shard.learn({ tenant: "a", backoffMs: 5_000, wholeOrigin: true });
       const result = shard.at(1_000).arrive(arrival("b", "critical"));
       expect(result.outcome).toEqual({
         kind: "shed",
@@ -397,6 +406,7 @@ describe("origin admission", () => {
         retryAfterMs: 4_000,
         expectedWaitMs: 4_000,
         noRoom: true,
+        holdScope: { kind: "all" },
       });
       expect(shard.state.inFlight).toBe(0);
     });
@@ -416,9 +426,9 @@ describe("origin admission", () => {
 
     it("keeps the later of two holds", () => {
       const shard = new Shard(limitsOf());
-      shard.learn({ backoffMs: 10_000 });
-      shard.learn({ backoffMs: 2_000 });
-      expect(shard.state.backoffUntil).toBe(T0 + 10_000);
+      shard.learn({ backoffMs: 10_000, wholeOrigin: true });
+      shard.learn({ backoffMs: 2_000, wholeOrigin: true });
+      expect(shard.state.holds.allUntil).toBe(T0 + 10_000);
     });
 
     it("ignores a Retry-After of 0", () => {
@@ -432,7 +442,7 @@ describe("origin admission", () => {
       shard.fill(1);
       shard.arrive(arrival("a"));
       shard.arrive(arrival("b", "critical"));
-      shard.learn({ tenant: "a", backoffMs: 5_000 });
+      shard.learn({ tenant: "a", backoffMs: 5_000, wholeOrigin: true });
       const result = shard.release();
       expect(result.granted).toEqual([]);
       expect(result.shed.map((s) => s.cause)).toEqual(["backoff", "backoff"]);
@@ -465,14 +475,75 @@ describe("origin admission", () => {
       expect(shard.queued).toEqual([fromB.id]);
     });
 
-    it("learns a hold from another shard: for everyone, or for one tenant", () => {
+    it("learns a hold from another shard in its scope, capped at maxBackoffMs", () => {
       const limits = limitsOf({ maxBackoffMs: 10_000 });
-      const everyone = holdBack(initialOriginState(limits, T0), limits, { tenant: null, untilMs: T0 + 3_000 }, T0);
-      expect(everyone.backoffUntil).toBe(T0 + 3_000);
-      const one = holdBack(initialOriginState(limits, T0), limits, { tenant: "a", untilMs: T0 + 60_000 }, T0);
-      expect(one.backoffUntil).toBe(0);
-      expect(one.tenantBackoff).toEqual({ a: T0 + 10_000 });
-      expect(one.adaptive).toEqual(initialOriginState(limits, T0).adaptive);
+      const fresh = initialOriginState(limits, T0);
+      const everyone = holdBack(fresh, limits, { scope: { kind: "all" }, untilMs: T0 + 3_000 }, T0);
+      expect(everyone.holds.allUntil).toBe(T0 + 3_000);
+      const one = holdBack(fresh, limits, { scope: { kind: "party", party: "a" }, untilMs: T0 + 60_000 }, T0);
+      expect(one.holds.allUntil).toBe(0);
+      expect(one.holds.scoped).toEqual({ "p a": T0 + 10_000 });
+      expect(one.adaptive).toEqual(fresh.adaptive);
+    });
+  });
+
+  describe("a 503 holds what the origin said it for", () => {
+    it("holds only the party that got it, on that route class", () => {
+      const shard = new Shard(limitsOf());
+      shard.learn({ tenant: "a", route: "/v1", backoffMs: 5_000 });
+      expect(shard.arrive(arrival("a", "normal", { route: "/v1" })).outcome).toMatchObject({
+        kind: "shed",
+        cause: "backoff",
+        holdScope: { kind: "party-route", party: "a", route: "/v1" },
+      });
+      expect(shard.arrive(arrival("a", "normal", { route: "/v2" })).outcome.kind).toBe("admit");
+      expect(shard.arrive(arrival("b", "critical", { route: "/v1" })).outcome.kind).toBe("admit");
+    });
+
+    it("does not widen a hold on one party's answers, however many", () => {
+      const shard = new Shard(limitsOf());
+      for (let i = 0; i < 20; i += 1) shard.learn({ tenant: "a", route: `/r${i % 3}`, backoffMs: 5_000 });
+      expect(shard.arrive(arrival("b", "normal", { route: "/r0" })).outcome.kind).toBe("admit");
+      expect(shard.state.holds.allUntil).toBe(0);
+    });
+
+    it("holds the route for everyone once ROUTE_QUORUM parties got it there", () => {
+      const shard = new Shard(limitsOf());
+      shard.learn({ tenant: "a", route: "/v1", backoffMs: 5_000 });
+      shard.at(100).learn({ tenant: "b", route: "/v1", backoffMs: 5_000 });
+      expect(shard.arrive(arrival("c", "critical", { route: "/v1" })).outcome).toMatchObject({
+        cause: "backoff",
+        holdScope: { kind: "route", route: "/v1" },
+      });
+      expect(shard.arrive(arrival("c", "normal", { route: "/v2" })).outcome.kind).toBe("admit");
+    });
+
+    it("holds the whole origin once GLOBAL_QUORUM parties got it, on any routes", () => {
+      const shard = new Shard(limitsOf());
+      shard.learn({ tenant: "a", route: "/v1", backoffMs: 5_000 });
+      shard.learn({ tenant: "b", route: "/v2", backoffMs: 5_000 });
+      expect(shard.arrive(arrival("d", "normal", { route: "/v9" })).outcome.kind).toBe("admit");
+      shard.learn({ tenant: "c", route: "/v3", backoffMs: 5_000 });
+      expect(shard.arrive(arrival("d", "normal", { route: "/v9" })).outcome).toMatchObject({
+        cause: "backoff",
+        holdScope: { kind: "all" },
+      });
+    });
+
+    it("forgets answers older than SIGHTING_WINDOW_MS when counting parties", () => {
+      const shard = new Shard(limitsOf({ maxBackoffMs: 1_000 }));
+      shard.learn({ tenant: "a", route: "/v1", backoffMs: 1_000 });
+      shard.at(SIGHTING_WINDOW_MS + 1).learn({ tenant: "b", route: "/v1", backoffMs: 1_000 });
+      expect(shard.arrive(arrival("c", "normal", { route: "/v1" })).outcome.kind).toBe("admit");
+    });
+
+    it("keeps its maps bounded under a spray of parties and routes", () => {
+      const shard = new Shard(limitsOf());
+      for (let i = 0; i < MAX_HOLDS + 50; i += 1) {
+        shard.learn({ tenant: `p${i}`, holdParty: `p${i}`, route: `/r${i}`, backoffMs: 5_000 });
+      }
+      expect(Object.keys(shard.state.holds.scoped).length).toBeLessThanOrEqual(MAX_HOLDS);
+      expect(Object.keys(shard.state.holds.sightings).length).toBeLessThanOrEqual(MAX_SIGHTINGS);
     });
   });
 
@@ -516,6 +587,7 @@ describe("origin admission", () => {
         retryAfterMs: 1_500,
         expectedWaitMs: 1_500,
         noRoom: true,
+        holdScope: null,
       });
       expect(shard.at(2_000).arrive(arrival("a", "critical")).outcome.kind).toBe("admit");
     });
@@ -622,7 +694,7 @@ describe("origin admission", () => {
       const shard = oneSlot();
       shard.fill(1);
       shard.arrive(arrival());
-      shard.learn({ backoffMs: 1_000 });
+      shard.learn({ backoffMs: 1_000, wholeOrigin: true });
       expect(nextWakeAt(shard.state, T0)).toBe(T0 + 1_000);
     });
 

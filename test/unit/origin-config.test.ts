@@ -26,6 +26,7 @@ describe("origin config", () => {
       latencyTolerance: 1.5,
       capacityHeader: null,
       capacityTtlMs: 10_000,
+      globalHoldHeader: null,
       maxBackoffMs: 30_000,
       shards: 1,
     });

@@ -11,6 +11,9 @@ function waiter(tenant: string, priority: Priority = "normal", weight = 1): Orig
   return {
     id: `w${seq}`,
     tenant,
+    holdParty: tenant,
+    method: "GET",
+    route: "/v1",
     weight,
     priority,
     deadline: T0 + 10_000,

@@ -5,13 +5,25 @@ import { readOriginRelease } from "../../src/origin/origin-rpc";
 const answered = (status: number, retryAfterMs: number | null = null) => ({
   outcome: "completed",
   status,
+  latencyMs: 10,
   retryAfterMs,
+  clientBudget: false,
+});
+
+/** A deadline abort: no headers came (unless `latencyMs` says when they did). */
+const aborted = (change: { latencyMs?: number | null; clientBudget?: boolean } = {}) => ({
+  outcome: "deadline_exceeded",
+  status: 0,
+  latencyMs: null,
+  retryAfterMs: null,
+  clientBudget: false,
+  ...change,
 });
 
 describe("what counts as a drop for the adaptive limit", () => {
   it("counts gateway errors, failed fetches and a 429 that holds nobody back", () => {
     for (const status of [502, 503, 504]) expect(isDrop(answered(status), 10, 0)).toBe(true);
-    expect(isDrop({ outcome: "origin_failed", status: 0, retryAfterMs: null }, 10, 0)).toBe(true);
+    expect(isDrop({ ...aborted(), outcome: "origin_failed" }, 10, 0)).toBe(true);
     expect(isDrop(answered(429), 10, 0)).toBe(true);
   });
 
@@ -21,23 +33,40 @@ describe("what counts as a drop for the adaptive limit", () => {
   });
 
   it("counts a deadline abort only once the request ran past the tolerated latency", () => {
-    const aborted = { outcome: "deadline_exceeded", status: 0, retryAfterMs: null };
-    expect(isDrop(aborted, 20, 150)).toBe(false);
-    expect(isDrop(aborted, 150, 150)).toBe(true);
-    expect(isDrop({ outcome: "abandoned", status: 0, retryAfterMs: null }, 500, 150)).toBe(false);
+    expect(isDrop(aborted(), 20, 150)).toBe(false);
+    expect(isDrop(aborted(), 150, 150)).toBe(true);
+    expect(isDrop({ ...aborted(), outcome: "abandoned" }, 500, 150)).toBe(false);
+  });
+
+  it("does not count a deadline abort on the client's own shorter budget, however long it ran", () => {
+    expect(isDrop(aborted({ clientBudget: true }), 10_000, 150)).toBe(false);
+  });
+
+  it("does not count a deadline that ran out after the headers came (a slow client reading the body)", () => {
+    expect(isDrop(aborted({ latencyMs: 40 }), 10_000, 150)).toBe(false);
   });
 });
 
 describe("reading a release report", () => {
   it("keeps a valid report whole", () => {
     const report = { outcome: "completed", status: 200, latencyMs: 12, retryAfterMs: null, capacity: 4 };
-    expect(readOriginRelease(report)).toEqual(report);
+    expect(readOriginRelease(report)).toEqual({ ...report, wholeOrigin: false, clientBudget: false });
+    const flagged = { ...report, status: 503, wholeOrigin: true, clientBudget: true };
+    expect(readOriginRelease(flagged)).toEqual(flagged);
   });
 
   it("drops feedback out of range but keeps the outcome, so the slot is still freed", () => {
     expect(
       readOriginRelease({ outcome: "deadline_exceeded", status: 503, latencyMs: 1, retryAfterMs: 1e20, capacity: 1e9 }),
-    ).toEqual({ outcome: "deadline_exceeded", status: 0, latencyMs: null, retryAfterMs: null, capacity: null });
+    ).toEqual({
+      outcome: "deadline_exceeded",
+      status: 0,
+      latencyMs: null,
+      retryAfterMs: null,
+      capacity: null,
+      wholeOrigin: false,
+      clientBudget: false,
+    });
   });
 
   it("reads anything else as a plain cancellation", () => {

@@ -14,7 +14,7 @@ import { originSaturation } from "../../src/origin/origin-verdict";
 type Shed = Extract<OriginOutcome, { kind: "shed" }>;
 
 function shed(cause: OriginShedCause, change: Partial<Shed> = {}): Shed {
-  return { kind: "shed", cause, retryAfterMs: 400, expectedWaitMs: 400, noRoom: false, ...change };
+  return { kind: "shed", cause, retryAfterMs: 400, expectedWaitMs: 400, noRoom: false, holdScope: null, ...change };
 }
 
 describe("origin shed reasons", () => {

@@ -91,7 +91,8 @@ function originShard(index: number, effective: number, inFlight: number): Origin
     queuedByPriority: { low: 0, normal: 0, high: 0, critical: 0 },
     backoffMs: 0,
     tenantsHeld: 0,
-    latency: { baselineMs: null, lastMs: null, serviceMs: null },
+    routesHeld: 0,
+    latency: { ratio: null, lastMs: null, serviceMs: null, routeBaselines: 0 },
     counters: emptyOriginCounters(),
   };
 }
@@ -105,6 +106,7 @@ const originStats: OriginStageStats = {
   queuedByPriority: { low: 0, normal: 2, high: 0, critical: 0 },
   backoffMs: 2_500,
   tenantsHeld: 0,
+  routesHeld: 0,
   latency: null,
   counters: {
     ...emptyOriginCounters(),
