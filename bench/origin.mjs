@@ -2,7 +2,9 @@
 //
 // It serves at most `concurrency` requests at once, each taking `serviceMs` (± `jitter`), and queues
 // the rest internally, FIFO, like a real server whose worker pool is busy: past capacity it does not
-// refuse, it just gets slower. The queue is still bounded (`maxQueue`, then 503) so that a runaway
+// refuse, it just gets slower. An API's routes rarely cost the same, so `routes` can give path
+// prefixes service times of their own (longest prefix wins; a plain string prefix, so "/v1/slow"
+// also matches "/v1/slowest"); other paths take `serviceMs`. All routes share the slots and the queue. The queue is still bounded (`maxQueue`, then 503) so that a runaway
 // benchmark cannot exhaust memory. It is deliberately naive about deadlines: it never skips late
 // work, it only counts it, because measuring wasted work is the point.
 //
@@ -12,19 +14,23 @@
 // the requests it holds (served + queued, this one included) must never exceed that limit.
 //
 // Standalone:  node bench/origin.mjs --port 8788 [--concurrency 4] [--service-ms 100] [--jitter 0.3]
-//              [--max-queue 5000] [--capacity-header x-origin-capacity]
+//              [--max-queue 5000] [--capacity-header x-origin-capacity] [--route /v1/slow=300 ...]
 // Control (loopback only; never through the guard: a request carrying the guard's
 // x-guard-request-id, which the guard sets on everything it forwards and strips from clients, is
 // refused 403, so a client of the demo cannot reset or reconfigure the origin):
 //   GET /__origin/stats    counters since the last reset
 //   POST /__origin/reset   zero counters, answer queued requests with 503 (next phase starts clean)
 //   POST /__origin/config  {"serviceMs":500, "concurrency":4, "jitter":0.3} applies to new work;
+//                          {"routes":{"/v1/slow":300,"/v1/fast":100}} sets per-route service times
+//                          (replacing the whole map; null or {} clears it);
 //                          {"failForMs":10000, "retryAfterSec":2} answers every arrival 503 with
 //                          Retry-After: 2 for the next 10 s (or until epoch ms "failUntilMs"; 0 ends
 //                          it; retryAfterSec null: the seconds left of the failure; "failStatus":
 //                          429 for a rate-limit answer instead); {"capacityHeader":"x-origin-capacity",
 //                          "capacityValue":null} sends that header on every answer, its value the
 //                          slot count (or capacityValue); capacityHeader null stops it.
+// A config patch changes only the fields it names (a patch without `routes` keeps them), and a reset
+// zeroes counters but keeps the config, routes included.
 // When started with an IPC channel (child_process.fork) it exits when the parent goes away, so a
 // crashed benchmark never leaves an origin behind.
 import http from "node:http";
@@ -38,10 +44,13 @@ const LIMIT_HEADER = "x-guard-origin-limit"; // the guard's origin limit when it
 // Retry-After: the guard may have admitted them before that answer reached it.
 const HOLD_GRACE_MS = 250;
 const FAIL_SECONDS_CAP = 600; // per-second arrival counts kept for one failure period
+const ROUTES_CAP = 64; // route prefixes at most (each arrival scans them)
+const PREFIX_CAP = 256; // characters in one route prefix
+const DEFAULT_ROUTE = "(default)"; // label of arrivals no route prefix matched
 
 /**
  * @param {{concurrency?:number, serviceMs?:number, jitter?:number, maxQueue?:number,
- *   capacityHeader?:string|null, capacityValue?:number|null}} opts
+ *   capacityHeader?:string|null, capacityValue?:number|null, routes?:Record<string,number>|null}} opts
  */
 export function createOrigin(opts = {}) {
   const config = {
@@ -51,6 +60,7 @@ export function createOrigin(opts = {}) {
     maxQueue: opts.maxQueue ?? 5000,
     capacityHeader: opts.capacityHeader ?? null,
     capacityValue: opts.capacityValue ?? null,
+    routes: opts.routes ?? null, // {prefix: serviceMs}; null: every path takes serviceMs
     failUntilMs: 0, // epoch ms: until then every arrival is answered failStatus at once
     failStatus: 503,
     retryAfterSec: null, // null: the whole seconds left of the failure
@@ -73,9 +83,19 @@ export function createOrigin(opts = {}) {
   const queued = () => queue.length - head;
   const outstanding = () => active + queued();
 
-  function serviceTime() {
+  /** The longest route prefix the path starts with, or undefined. */
+  function routeOf(path) {
+    let best;
+    for (const prefix of Object.keys(config.routes ?? {})) {
+      if (path.startsWith(prefix) && (best === undefined || prefix.length > best.length)) best = prefix;
+    }
+    return best;
+  }
+
+  function serviceTime(route) {
     const j = config.jitter;
-    return Math.max(1, config.serviceMs * (1 - j + 2 * j * Math.random()));
+    const base = route === undefined ? config.serviceMs : config.routes[route];
+    return Math.max(1, base * (1 - j + 2 * j * Math.random()));
   }
 
   function start(job) {
@@ -83,7 +103,8 @@ export function createOrigin(opts = {}) {
     stats.maxActive = Math.max(stats.maxActive, active);
     const now = Date.now();
     if (job.epoch === epoch && job.deadline !== undefined && now > job.deadline) stats.startedAfterDeadline++;
-    setTimeout(() => finish(job), serviceTime());
+    // The route is read now, not at arrival: a config change applies to work not yet started.
+    setTimeout(() => finish(job), serviceTime(routeOf(job.path.split("?")[0])));
   }
 
   function finish(job) {
@@ -136,6 +157,7 @@ export function createOrigin(opts = {}) {
     const timeoutMs = timeoutRaw !== undefined && /^\d+$/.test(timeoutRaw) ? Number(timeoutRaw) : undefined;
 
     stats.received++;
+    countLabel(stats.byRoute, routeOf(req.url.split("?")[0]) ?? DEFAULT_ROUTE);
     countLabel(stats.byTenant, tenant);
     countLabel(stats.byPriority, priority);
     if (deadlineRaw !== undefined) stats.deadlineHeader++;
@@ -260,6 +282,7 @@ export function createOrigin(opts = {}) {
     const now = Date.now();
     return {
       ...stats,
+      byRoute: Object.fromEntries(stats.byRoute),
       byTenant: Object.fromEntries(stats.byTenant),
       byPriority: Object.fromEntries(stats.byPriority),
       limit: { ...stats.limit },
@@ -267,7 +290,7 @@ export function createOrigin(opts = {}) {
       activeNow: active,
       queuedNow: queued(),
       failingNow: now < config.failUntilMs,
-      config: { ...config },
+      config: { ...config, routes: config.routes && { ...config.routes } },
     };
   }
 
@@ -323,7 +346,17 @@ const CONFIG_RULES = {
   failUntilMs: isCount,
   failStatus: (v) => v === 503 || v === 429,
   retryAfterSec: (v) => v === null || (Number.isInteger(v) && v >= 1 && v <= 86_400),
+  routes: (v) => v === null || isRoutes(v),
 };
+/** {prefix: serviceMs}: at most ROUTES_CAP prefixes, each a path, each time valid as serviceMs is. */
+function isRoutes(v) {
+  if (typeof v !== "object" || Array.isArray(v)) return false;
+  const entries = Object.entries(v);
+  return (
+    entries.length <= ROUTES_CAP &&
+    entries.every(([prefix, ms]) => prefix.startsWith("/") && prefix.length <= PREFIX_CAP && CONFIG_RULES.serviceMs(ms))
+  );
+}
 /** POST /__origin/config also takes failForMs, a failure starting now (0 ends one). */
 const CONTROL_RULES = { ...CONFIG_RULES, failForMs: isCount };
 
@@ -354,6 +387,7 @@ function freshStats() {
     completed: 0,
     maxOutstanding: 0, // requests received and not yet answered: the concurrency the origin sees
     maxActive: 0, // requests being served (never above config.concurrency)
+    byRoute: new Map(), // arrivals by the route prefix they matched (DEFAULT_ROUTE: none)
     byTenant: new Map(),
     byPriority: new Map(),
     deadlineHeader: 0,
@@ -419,6 +453,7 @@ export async function main(argv = process.argv.slice(2), defaults = {}) {
       jitter: { type: "string", default: "0.3" },
       "max-queue": { type: "string", default: "5000" },
       "capacity-header": { type: "string" },
+      route: { type: "string", multiple: true }, // PREFIX=MS, repeatable
     },
   });
   const origin = createOrigin({
@@ -427,18 +462,31 @@ export async function main(argv = process.argv.slice(2), defaults = {}) {
     jitter: Number(values.jitter),
     maxQueue: Number(values["max-queue"]),
     capacityHeader: values["capacity-header"] ?? null,
+    routes: values.route ? routesFromFlags(values.route) : null,
   });
   const port = await origin.listen(Number(values.port));
   const c = origin.config;
   // run.mjs parses this line to learn the port; keep its shape.
   console.log(
-    `origin listening on http://127.0.0.1:${port} (concurrency ${c.concurrency}, service ${c.serviceMs} ms ±${Math.round(c.jitter * 100)}%)`,
+    `origin listening on http://127.0.0.1:${port} (concurrency ${c.concurrency}, service ${c.serviceMs} ms ±${Math.round(c.jitter * 100)}%` +
+      `${c.routes ? `, routes ${JSON.stringify(c.routes)}` : ""})`,
   );
   const stop = () => origin.close().then(() => process.exit(0));
   process.on("SIGINT", stop);
   process.on("SIGTERM", stop);
   if (process.connected) process.on("disconnect", stop);
   return origin;
+}
+
+/** `--route /v1/slow=300` flags as a routes map; createOrigin validates it like any config. */
+function routesFromFlags(flags) {
+  const routes = {};
+  for (const flag of flags) {
+    // Number("") is 0, a valid service time: a missing or blank value must not pass as one.
+    const m = /^(.*)=(\d+(?:\.\d+)?)$/.exec(flag);
+    routes[m ? m[1] : flag] = m ? Number(m[2]) : NaN;
+  }
+  return routes;
 }
 
 if (import.meta.url === pathToFileURL(process.argv[1] ?? "").href) await main();
