@@ -26,7 +26,7 @@
 // they measure what the runtime carries at that rate, not the origin: `carried` is its 2xx share of
 // the offered requests, and "sustains" means >= 95% carried with a p99 under a second.
 import { ensureHaproxy, startHaproxy } from "../haproxy.mjs";
-import { cpuPerRequest, ms, pct, phaseRow, target, times, warm } from "./shared.mjs";
+import { cpuPerRequest, ms, pct, phaseRow, seedOf, target, times, warm } from "./shared.mjs";
 
 export const name = "matrix";
 export const needsGuard = false; // without the guard the HAProxy and pass-through columns still run
@@ -191,13 +191,6 @@ const backend = (name, apiKey, l) => ({
 });
 const loadId = (o, m) => (m < 1 ? `${Math.round(m * o.capacity)}/s` : `${m}x`);
 const outOfTime = (lab) => lab.budgetEndsAt !== undefined && Date.now() > lab.budgetEndsAt - CELL_MARGIN_MS;
-
-/** FNV-1a of the cell's name and the run's seed: guard, HAProxy and pass-through share it. */
-function seedOf(lab, ...parts) {
-  let h = 0x811c9dc5;
-  for (const ch of `${lab.seed ?? 1}/${parts.join("/")}`) h = Math.imul(h ^ ch.charCodeAt(0), 0x01000193) >>> 0;
-  return h;
-}
 
 /**
  * Runs one side of a cell. `streams` name their tenant by role ("load", "quiet", ...): for the guard

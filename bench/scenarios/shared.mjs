@@ -53,6 +53,16 @@ export const pct = (v) => (Number.isFinite(v) ? `${(v * 100).toFixed(1)}%` : "n/
 /** null when the value is not a number, so the target reads "n/a" instead of "missed". */
 export const when = (v, test) => (Number.isFinite(v) ? test(v) : null);
 
+/**
+ * FNV-1a of a phase's name and the run's seed (--seed): the guard and its peers (HAProxy, the
+ * pass-through) get the same arrival schedule for the same name.
+ */
+export function seedOf(lab, ...parts) {
+  let h = 0x811c9dc5;
+  for (const ch of `${lab.seed ?? 1}/${parts.join("/")}`) h = Math.imul(h ^ ch.charCodeAt(0), 0x01000193) >>> 0;
+  return h;
+}
+
 /** A few sequential requests first, so first-call costs (JIT, key lookup, Durable Object start) stay out. */
 export async function warm(baseUrl, tenant) {
   const headers = tenant ? { "x-api-key": tenant.key } : {};
