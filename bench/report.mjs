@@ -56,9 +56,13 @@ export function renderTerminal(result) {
 export function renderMarkdown(result) {
   const lines = [`# Overload lab: latest run`, "", header(result), ""];
   // The configuration matrix (and any scenario's own tables) first: it is the run's summary.
+  // A table names its section (`section`); the matrix's do not, and keep their heading.
   if (result.tables?.length) {
-    lines.push("## Configuration matrix beside HAProxy", "");
+    let section;
     for (const t of result.tables) {
+      const heading = t.section ?? "Configuration matrix beside HAProxy";
+      if (heading !== section) lines.push(`## ${heading}`, "");
+      section = heading;
       lines.push(`### ${t.title}`, "");
       if (t.intro?.length) lines.push(t.intro.join("\n"), "");
       lines.push(...table(t.head, t.rows, "md"), "");
@@ -107,7 +111,12 @@ export function renderMarkdown(result) {
       "`effective` limit and `in flight` count (min-max over GET /__guard/origin polled every 250 ms), its",
       "queue and Retry-After hold (`backoff ms`) at most; `event` marks changes made to the origin.",
     );
-    for (const t of result.timelines) lines.push("", `### ${t.title}`, "", ...table(t.head, t.rows, "md"));
+    // A timeline with columns of its own says what they are in its `intro`.
+    for (const t of result.timelines) {
+      lines.push("", `### ${t.title}`, "");
+      if (t.intro?.length) lines.push(t.intro.join("\n"), "");
+      lines.push(...table(t.head, t.rows, "md"));
+    }
   }
   if (result.errors.length) {
     lines.push("", "## Scenarios that did not finish", "");

@@ -12,10 +12,11 @@ import * as noisy from "./noisy.mjs";
 import * as origin503 from "./origin-503.mjs";
 import * as overload from "./overload.mjs";
 import * as priority from "./priority.mjs";
+import * as routeMix from "./route-mix.mjs";
 import * as slowOrigin from "./slow-origin.mjs";
 import * as steady from "./steady.mjs";
 
-// The origin-stage scenarios (global-*, origin-503) turn the guard's global origin stage on for their
+// The origin-stage scenarios (global-*, origin-503, route-mix) turn the guard's global origin stage on for their
 // own phases and off again after, so the others run with per-tenant limits only, as before.
 // The matrix runs first: it is the run's acceptance evidence, and the time budget of a full run
 // (about 15 minutes on 2 cores) is checked before each later scenario starts.
@@ -34,6 +35,7 @@ export const scenarios = [
   globalSlow,
   origin503,
   globalPriority,
+  routeMix,
   memory,
 ];
 
