@@ -419,7 +419,11 @@ function comparisonTable(part, plan, label, g, h) {
       [`goodput, first ${GOODPUT_WINDOW_MS / 1000} s (of ${plan.slowCap}/s)`, ...both((x) => pct(x.goodputShare))],
       ["2xx p50 / p99", ...both((x) => `${ms(x.p50)} / ${ms(x.p99)}`)],
       ["shed", ...both((x) => pct(x.shedShare))],
-      ["effective limit at its ceiling for good from (0: never left it)", ms(g.backAtCeilingMs), "fixed maxconn"],
+      [
+        "effective limit at its ceiling for good from (0: never left it)",
+        Number.isFinite(g.backAtCeilingMs) ? ms(g.backAtCeilingMs) : `not within phase 3 (${plan.phase3Ms / 1000} s)`,
+        "fixed maxconn",
+      ],
     );
   }
   rows.push(
