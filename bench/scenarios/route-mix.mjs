@@ -76,6 +76,26 @@ const PARTS = [
     slowMultiple: 1.2,
     phase3Ms: 10_000,
   },
+  {
+    // b with every class allowed the whole limit: the default shares keep 1 of 4 slots out of
+    // `normal`'s reach (80% of 4, rounded down), which alone caps b at 75%. This part measures
+    // what is left: the adaptive limit and the hand-offs.
+    id: "c",
+    title: "capacity recovery, no class reservations",
+    slots: 4,
+    fastMs: 50,
+    slowMs: 200,
+    stage: {
+      maxInFlight: 4,
+      minInFlight: 1,
+      adaptive: true,
+      maxQueue: 64,
+      maxWaitMs: 1000,
+      reservations: { low: 1, normal: 1, high: 1, critical: 1 },
+    },
+    slowMultiple: 1.2,
+    phase3Ms: 10_000,
+  },
 ];
 
 export async function run(lab) {
@@ -365,14 +385,14 @@ function partTargets(part, plan, config, guard, g, h) {
     t.push(
       target(
         name,
-        `b: goodput in the first ${GOODPUT_WINDOW_MS / 1000} s of ${SLOW} traffic at ${part.slowMultiple}x`,
+        `${part.id}: goodput in the first ${GOODPUT_WINDOW_MS / 1000} s of ${SLOW} traffic at ${part.slowMultiple}x`,
         `>= ${pct(GOODPUT_GOAL)} of ${plan.slowCap}/s`,
         `${pct(g.goodputShare)}${vsH(pct(h.goodputShare))}`,
         Number.isFinite(g.goodputShare) ? g.goodputShare >= GOODPUT_GOAL : null,
       ),
       recoveryTarget(
         name,
-        `b: effective limit back at its ceiling (${config.maxInFlight}) for the rest of phase 3`,
+        `${part.id}: effective limit back at its ceiling (${config.maxInFlight}) for the rest of phase 3`,
         g.backAtCeilingMs,
         plan.phase3Ms,
         CEILING_GOAL_MS,

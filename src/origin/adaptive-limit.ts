@@ -15,7 +15,7 @@
  *   by a lull must still find its way back;
  * - while nothing is in flight at all, the gap to the ceiling halves every IDLE_HALF_LIFE_MS:
  *   a quiet origin is not an overloaded one, and a limit must not stay at its floor for good.
- * The limit is a real number kept between floor and ceiling; callers use its integer part.
+ * The limit is a real number kept between floor and ceiling; `slotsOf` turns it into slots.
  */
 import { type Evidence, MAX_PARTIES, NO_EVIDENCE, type WindowSample, weighWindow } from "./party-evidence";
 
@@ -67,7 +67,16 @@ export const WINDOW_FEWEST_SAMPLES = 3;
  * each step of a recovery from the floor take a whole second (the lab: 7 s back to the ceiling).
  */
 export function windowSamples(limit: number): number {
-  return Math.max(WINDOW_FEWEST_SAMPLES, Math.min(WINDOW_MIN_SAMPLES, Math.floor(limit)));
+  return Math.max(WINDOW_FEWEST_SAMPLES, Math.min(WINDOW_MIN_SAMPLES, slotsOf(limit)));
+}
+
+/**
+ * The slots a limit gives: the nearest whole number. Rounding down made one slightly slow
+ * window (4 to 3.98, from jitter alone) cost a whole slot, a quarter of a small origin; to the
+ * nearest, a small limit loses a slot on two such windows, or on one real rise.
+ */
+export function slotsOf(limit: number): number {
+  return Math.round(limit);
 }
 export const WINDOW_MAX_MS = 1_000;
 export const DROP_BACKOFF = 0.8;
@@ -122,7 +131,7 @@ export function noteIdle(state: AdaptiveState, now: number): AdaptiveState {
 
 /**
  * The limit after the idle time so far: the gap to the ceiling halved per IDLE_HALF_LIFE_MS,
- * and closed once under one slot after a whole half-life (callers use the integer part; a
+ * and closed once under one slot after a whole half-life (slots are whole numbers; a
  * mere hand-off between two requests must not undo what the last window learnt). Idempotent
  * for one `now`.
  */
@@ -185,7 +194,7 @@ function closeWindow(state: AdaptiveState, bounds: AdaptiveBounds, now: number):
   const gradient = Math.min(1, Math.max(MIN_GRADIENT, bounds.latencyTolerance / Math.max(verdict.ratio, 1e-3)));
   let limit = state.limit;
   if (gradient < 1) limit = state.limit * (1 - (1 - gradient) / 2);
-  else if (w.limited || w.peakInFlight >= Math.floor(state.limit) || verdict.ratio <= AT_BASELINE) {
+  else if (w.limited || w.peakInFlight >= slotsOf(state.limit) || verdict.ratio <= AT_BASELINE) {
     limit = state.limit + Math.sqrt(state.limit) / 2;
   }
   return { ...closed, limit: clampLimit(limit, bounds) };

@@ -19,6 +19,7 @@ import {
   rebound,
   recordSample,
   recoverWhileIdle,
+  slotsOf,
 } from "./adaptive-limit";
 import { nextToServe, victimFor } from "./fair-share";
 import { type OriginLimits, classCap } from "./origin-config";
@@ -105,7 +106,7 @@ export function adaptiveBounds(limits: OriginLimits) {
 
 /** The limit in force: the adaptive (or fixed) limit, capped by the origin's own grant. */
 export function effectiveLimit(state: OriginState, limits: OriginLimits, now: number): number {
-  const base = limits.adaptive ? Math.floor(state.adaptive.limit) : limits.ceiling;
+  const base = limits.adaptive ? slotsOf(state.adaptive.limit) : limits.ceiling;
   const granted = state.capacity && state.capacity.until > now ? state.capacity.limit : Number.POSITIVE_INFINITY;
   return Math.max(0, Math.min(base, granted));
 }

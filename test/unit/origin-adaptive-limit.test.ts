@@ -17,6 +17,7 @@ import {
   rebound,
   recordSample,
   recoverWhileIdle,
+  slotsOf,
 } from "../../src/origin/adaptive-limit";
 import {
   BASELINE_DRIFT,
@@ -64,7 +65,7 @@ interface WindowShape {
 function runWindow(state: AdaptiveState, shape: WindowShape, bounds = BOUNDS): AdaptiveState {
   const end = state.window.startedAt + WINDOW_MIN_MS;
   const drops = shape.drops ?? 0;
-  let next = noteInFlight(state, shape.peak ?? Math.floor(state.limit));
+  let next = noteInFlight(state, shape.peak ?? slotsOf(state.limit));
   for (let i = 0; i < WINDOW_MIN_SAMPLES - drops; i += 1) {
     next = recordSample(next, latency(shape.latencyMs, shape.party, shape.route), bounds, end);
   }
@@ -171,9 +172,11 @@ describe("adaptive origin limit", () => {
       expect(state.limit).toBeCloseTo(16 + Math.sqrt(16) / 2, 9);
     });
 
-    it("counts the limit as reached at its integer part", () => {
-      const state = runWindow(settled(16.7, 100), { latencyMs: 130, peak: 16 });
-      expect(state.limit).toBeCloseTo(16.7 + Math.sqrt(16.7) / 2, 9);
+    it("counts the limit as reached at its slots, the nearest whole number", () => {
+      const reached = runWindow(settled(16.4, 100), { latencyMs: 130, peak: 16 });
+      expect(reached.limit).toBeCloseTo(16.4 + Math.sqrt(16.4) / 2, 9);
+      const short = runWindow(settled(16.7, 100), { latencyMs: 130, peak: 16 });
+      expect(short.limit).toBe(16.7);
     });
 
     it("never grows past the ceiling", () => {

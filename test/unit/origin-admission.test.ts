@@ -604,11 +604,12 @@ describe("origin admission", () => {
   });
 
   describe("the adaptive limit in force", () => {
-    it("uses the integer part of the adaptive limit", () => {
+    it("uses the adaptive limit's nearest whole number, so jitter's small cuts cost no slot", () => {
       const limits = limitsOf({ adaptive: true, minInFlight: 2 });
       const base = initialOriginState(limits, T0);
-      const state: OriginState = { ...base, adaptive: { ...base.adaptive, limit: 4.9 } };
+      const state: OriginState = { ...base, adaptive: { ...base.adaptive, limit: 4.4 } };
       expect(effectiveLimit(state, limits, T0)).toBe(4);
+      expect(effectiveLimit({ ...state, adaptive: { ...base.adaptive, limit: 3.98 } }, limits, T0)).toBe(4);
       expect(effectiveLimit(state, { ...limits, adaptive: false }, T0)).toBe(10);
     });
 
