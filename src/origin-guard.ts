@@ -46,7 +46,7 @@ import { isDrop } from "./origin/origin-drops";
 import { originSaturation } from "./origin/origin-verdict";
 import type { OriginWaiter } from "./origin/origin-waiter";
 import { own } from "./own-keys";
-import { type HoldScope, holdsCovering, partiesHeld, routesHeld } from "./origin/origin-holds";
+import { type HoldScope, holdKindOf, holdsCovering, partiesHeld, routesHeld } from "./origin/origin-holds";
 import { baselineOf } from "./origin/party-evidence";
 
 /** Runtime state is written at most this often (as in the tenant object; see FLUSH_INTERVAL_MS there). */
@@ -277,8 +277,9 @@ export class OriginGuard extends DurableObject<Env> {
     }
     const now = Date.now();
     const drop = isDrop(report, now - lease.admittedAt, this.slowAfterMs(limits, lease));
-    const backoffMs = report.status === 503 ? report.retryAfterMs : null;
-    const tenantBackoffMs = report.status === 429 ? report.retryAfterMs : null;
+    const kind = holdKindOf(report.status);
+    const backoffMs = kind === "unavailable" ? report.retryAfterMs : null;
+    const tenantBackoffMs = kind === "rate" ? report.retryAfterMs : null;
     const placement = this.placement;
     const capacity =
       report.capacity === null || !placement

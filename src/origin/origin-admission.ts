@@ -28,6 +28,7 @@ import type { OriginArrival, OriginWaiter } from "./origin-waiter";
 import {
   type HoldScope,
   NO_HOLDS,
+  firstScope,
   type OriginHolds,
   heedUnavailable,
   hold,
@@ -335,7 +336,7 @@ export function learn(state: OriginState, limits: OriginLimits, feedback: Origin
   }
   if (feedback.tenantBackoffMs !== null && feedback.tenantBackoffMs > 0) {
     const until = now + Math.min(feedback.tenantBackoffMs, limits.maxBackoffMs);
-    next = { ...next, holds: hold(next.holds, { kind: "party", party: feedback.holdParty }, until, now) };
+    next = { ...next, holds: hold(next.holds, firstScope("rate", subject, false), until, now) };
   }
   if (feedback.capacity !== null) {
     next = { ...next, capacity: { limit: Math.max(0, feedback.capacity), until: now + limits.capacityTtlMs } };

@@ -69,6 +69,28 @@ export function scopesOf(who: HoldSubject): HoldScope[] {
   ];
 }
 
+/**
+ * What an origin's answer asks to be held back, with a Retry-After: a 429 its party's rate
+ * (`rate`), a 503 that the origin or a route is unavailable (`unavailable`); other statuses,
+ * nothing. The one place that reads a status as a hold.
+ */
+export type HoldKind = "rate" | "unavailable";
+
+export function holdKindOf(status: number): HoldKind | null {
+  if (status === 429) return "rate";
+  if (status === 503) return "unavailable";
+  return null;
+}
+
+/**
+ * The scope one answer of `kind` holds on its own: the party (rate), the party on its route
+ * class (unavailable), or the whole origin when the origin said so. Wider holds need agreement.
+ */
+export function firstScope(kind: HoldKind, who: HoldSubject, wholeOrigin: boolean): HoldScope {
+  if (kind === "rate") return { kind: "party", party: who.party };
+  return wholeOrigin ? { kind: "all" } : { kind: "party-route", party: who.party, route: who.route };
+}
+
 /** A 429 hold is the party's own rate; every other hold says the origin (or a route) is unavailable. */
 export function isRateHold(scope: HoldScope): boolean {
   return scope.kind === "party";
@@ -115,7 +137,8 @@ export function heedUnavailable(
   wholeOrigin: boolean,
   now: number,
 ): OriginHolds {
-  if (wholeOrigin) return hold(holds, { kind: "all" }, until, now);
+  const first = firstScope("unavailable", who, wholeOrigin);
+  if (first.kind === "all") return hold(holds, first, until, now);
   const sightings = putBounded(
     holds.sightings,
     `${who.party} ${who.route}`,
@@ -124,7 +147,7 @@ export function heedUnavailable(
     (s) => s.at,
     (s) => s.at > now - SIGHTING_WINDOW_MS,
   );
-  let next: OriginHolds = hold({ ...holds, sightings }, { kind: "party-route", ...who }, until, now);
+  let next: OriginHolds = hold({ ...holds, sightings }, first, until, now);
   const recent = Object.values(sightings);
   const onRoute = new Set(recent.filter((s) => s.route === who.route).map((s) => s.party));
   const anywhere = new Set(recent.map((s) => s.party));

@@ -14,7 +14,8 @@ import { setRateLimitFields } from "../ratelimit-fields";
 import type { ReleaseOutcome } from "../admission/counters";
 import { type OriginFetch, forwardToOrigin, originTarget } from "./forward";
 import { clientResponseHeaders, originRequestHeaders } from "./header-hygiene";
-import { asksForHold, capacityGrant, retryAfterMs } from "./origin-feedback";
+import { capacityGrant, retryAfterMs } from "./origin-feedback";
+import { holdKindOf } from "../origin/origin-holds";
 import { type OriginTicket, acquireOrigin, holdAtEdge, originAsk, releaseOrigin } from "./origin-stage";
 import type { Admitted, Plan } from "./plan";
 import { clientGone, planEvent, shed } from "./shed-answer";
@@ -67,7 +68,8 @@ const NO_ANSWER: OriginAnswer = { status: 0, latencyMs: null, retryAfterMs: null
 
 /** Clamped to what the stage can use, so an outsized header can never make the release invalid. */
 function originAnswer(response: Response, origin: OriginConfig | null, latencyMs: number, now: number): OriginAnswer {
-  const hold = asksForHold(response.status) ? retryAfterMs(response.headers.get("retry-after"), now) : null;
+  const kind = holdKindOf(response.status);
+  const hold = kind ? retryAfterMs(response.headers.get("retry-after"), now) : null;
   const grant = origin?.capacityHeader ? capacityGrant(response.headers.get(origin.capacityHeader)) : null;
   const globalHold = origin?.globalHoldHeader ?? null;
   return {
@@ -75,7 +77,7 @@ function originAnswer(response: Response, origin: OriginConfig | null, latencyMs
     latencyMs,
     retryAfterMs: hold === null || !origin ? null : Math.min(hold, origin.maxBackoffMs),
     capacity: grant === null ? null : Math.min(grant, ORIGIN_BOUNDS.maxInFlight),
-    wholeOrigin: response.status === 503 && globalHold !== null && response.headers.has(globalHold),
+    wholeOrigin: kind === "unavailable" && globalHold !== null && response.headers.has(globalHold),
   };
 }
 
@@ -230,8 +232,9 @@ async function send(
         const upstream = result.response;
         const now = Date.now();
         answer = originAnswer(upstream, fc.origin, now - forwardedAt, now);
-        if (fc.origin && answer.retryAfterMs !== null) {
-          const held = { status: upstream.status, retryAfterMs: answer.retryAfterMs, wholeOrigin: answer.wholeOrigin };
+        const kind = holdKindOf(upstream.status);
+        if (fc.origin && kind && answer.retryAfterMs !== null) {
+          const held = { kind, retryAfterMs: answer.retryAfterMs, wholeOrigin: answer.wholeOrigin };
           holdAtEdge(originAsk(plan), held, fc.origin.maxBackoffMs, now);
         }
         const responseHeaders = clientResponseHeaders(upstream.headers);

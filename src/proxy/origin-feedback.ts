@@ -30,8 +30,3 @@ export function capacityGrant(value: string | null): number | null {
   if (!/^\d{1,7}$/.test(trimmed)) return null;
   return Number(trimmed);
 }
-
-/** Only these answers ask for a hold: 503 for the whole origin, 429 for the tenant. */
-export function asksForHold(status: number): boolean {
-  return status === 503 || status === 429;
-}

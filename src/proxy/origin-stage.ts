@@ -16,7 +16,7 @@ import { originShardName } from "../origin-guard";
 import type { OriginConfig } from "../origin/origin-config";
 import { type AcquireDecision, type OriginRelease, bareRelease } from "../origin/origin-rpc";
 import { ORIGIN_PARTY } from "../origin/origin-party";
-import type { HoldScope } from "../origin/origin-holds";
+import { type HoldKind, firstScope } from "../origin/origin-holds";
 import type { Plan } from "./plan";
 import { ANONYMOUS_TENANT } from "../tenant/tenant-config";
 import type { Identity } from "./identity";
@@ -246,23 +246,16 @@ export function releaseOrigin(env: Env, ctx: ExecutionContext, ticket: OriginTic
  */
 export function holdAtEdge(
   ask: OriginAsk,
-  answer: { readonly status: number; readonly retryAfterMs: number; readonly wholeOrigin: boolean },
+  answer: { readonly kind: HoldKind; readonly retryAfterMs: number; readonly wholeOrigin: boolean },
   maxBackoffMs: number,
   now: number,
 ) {
-  const { status, retryAfterMs } = answer;
-  const holdMs = Math.min(retryAfterMs, maxBackoffMs);
+  const holdMs = Math.min(answer.retryAfterMs, maxBackoffMs);
   if (holdMs <= 0) return;
-  const scope: HoldScope =
-    status === 429
-      ? { kind: "party", party: ask.holdParty }
-      : answer.wholeOrigin
-        ? { kind: "all" }
-        : { kind: "party-route", party: ask.holdParty, route: ask.route };
   holdOriginVerdict(
-    scope,
+    firstScope(answer.kind, { party: ask.holdParty, route: ask.route }, answer.wholeOrigin),
     {
-      reason: status === 503 ? "origin_backoff" : "origin_rate_limited",
+      reason: answer.kind === "unavailable" ? "origin_backoff" : "origin_rate_limited",
       coversUpTo: "critical",
       noRoom: true,
       waitMs: holdMs,

@@ -1,6 +1,10 @@
 /**
  * Clients cannot steer the guard: one test per item of the adversarial review (issue 13), each
- * tried as an attacker would, through the real Worker.
+ * tried as an attacker would, through the real Worker. The origin-stage items live beside the
+ * stage's other tests, which set the stage up: origin-stage.test.ts has items 2 (a client's
+ * short budgets), 3 (anonymous traffic as one party), 4 (a 503 held where it was said) and 5 (a
+ * client that left while queued); item 7 is in origin-fair-share.test.ts and the tenant tests,
+ * item 13 in lab-origin-control.test.ts; the bulk hunt is fuzz-proxy.test.ts.
  */
 import { createExecutionContext, env } from "cloudflare:test";
 import { afterEach, describe, expect, it } from "vitest";

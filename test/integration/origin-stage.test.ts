@@ -177,7 +177,7 @@ describe("origin stage on the request path", () => {
     expect(view.stats?.counters.shedByCause.backoff).toBeGreaterThanOrEqual(1);
   });
 
-  it("holds back only the tenant and route a 503 with Retry-After was for, without the whole-origin signal", async () => {
+  it("holds back only the tenant and route a 503 with Retry-After was for, without the whole-origin signal (issue 13, item 4)", async () => {
     // A maintenance page on one route: its 503 + Retry-After must not stop every tenant and route.
     origin = installFakeOrigin((request) =>
       new URL(request.url).pathname.startsWith("/maint/")
@@ -213,7 +213,7 @@ describe("origin stage on the request path", () => {
     ]);
   });
 
-  it("counts clients without a key as one party for fair shares, however many addresses they use", async () => {
+  it("counts clients without a key as one party for fair shares, however many addresses they use (issue 13, item 3)", async () => {
     const held = heldResponses();
     origin = installFakeOrigin(held.handler);
     await putOrigin({
@@ -535,7 +535,7 @@ describe("origin stage under hostile or odd input", () => {
     expect(view.stats?.limit.effective).toBe(20);
   });
 
-  it("does not cut everyone's limit for a client's short budgets on a slower route", async () => {
+  it("does not cut everyone's limit for a client's short budgets on a slower route (issue 13, item 2)", async () => {
     // The attack from the review: a few requests a second, each with a budget shorter than a
     // slower route takes but longer than the tolerated latency of the fast one.
     origin = installFakeOrigin((request) => {

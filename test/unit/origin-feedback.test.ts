@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
-import { asksForHold, capacityGrant, retryAfterMs } from "../../src/proxy/origin-feedback";
+import { capacityGrant, retryAfterMs } from "../../src/proxy/origin-feedback";
+import { firstScope, holdKindOf } from "../../src/origin/origin-holds";
 
 const NOW = Date.parse("2025-01-01T00:00:00Z");
 
@@ -45,10 +46,17 @@ describe("origin feedback headers", () => {
   });
 
   describe("holds", () => {
-    it("takes a hold only from a 503 or a 429", () => {
-      expect(asksForHold(503)).toBe(true);
-      expect(asksForHold(429)).toBe(true);
-      for (const status of [200, 204, 301, 400, 404, 500, 502, 504]) expect(asksForHold(status)).toBe(false);
+    it("takes a hold only from a 503 (unavailable) or a 429 (the party's rate)", () => {
+      expect(holdKindOf(503)).toBe("unavailable");
+      expect(holdKindOf(429)).toBe("rate");
+      for (const status of [200, 204, 301, 400, 404, 500, 502, 504]) expect(holdKindOf(status)).toBeNull();
+    });
+
+    it("holds on one answer alone only what the answer was for", () => {
+      const who = { party: "acme", route: "/v1/reports" };
+      expect(firstScope("rate", who, true)).toEqual({ kind: "party", party: "acme" });
+      expect(firstScope("unavailable", who, false)).toEqual({ kind: "party-route", ...who });
+      expect(firstScope("unavailable", who, true)).toEqual({ kind: "all" });
     });
   });
 });
