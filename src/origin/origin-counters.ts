@@ -1,31 +1,44 @@
-import { type Priority, countByPriority } from "../admission/priority";
+import { z } from "zod";
+import { PRIORITIES, type Priority, countByPriority } from "../admission/priority";
 import { ORIGIN_SHED_CAUSES, type OriginShedCause } from "./origin-shed";
 
-/**
- * One shard's decision counters. They add up: arrived = admitted + shed + queued now; admitted =
- * released + reaped + (in flight - lingering): a slot left lingering is already released.
- */
-export interface OriginCounters {
-  readonly arrived: number;
-  readonly admitted: number;
-  readonly admittedByPriority: Readonly<Record<Priority, number>>;
-  readonly shed: number;
-  readonly shedByCause: Readonly<Record<OriginShedCause, number>>;
-  readonly shedByPriority: Readonly<Record<Priority, number>>;
-  /** Of `shed`, decided by isolates from a cached verdict or hold, reported in batches. */
-  readonly shedAtEdge: number;
-  readonly released: number;
-  /** Leases reclaimed because their holder never released them. */
-  readonly reaped: number;
-  /** Responses that counted as a drop for the adaptive limit (5xx, 429, deadline, failure). */
-  readonly drops: number;
-  /** Holds the origin asked for (503/429 with Retry-After), as seen by this shard. */
-  readonly holds: number;
-  readonly calls: Readonly<Record<OriginCall, number>>;
+/** A count as stored: anything missing or broken (a record from an older version) reads as 0. */
+const count = z.number().finite().min(0).catch(0);
+
+/** One count per key of `keys`, each read as `count` is; a missing group reads as all zeros. */
+function countsOf<K extends string>(keys: readonly K[]) {
+  const group = z.object(Object.fromEntries(keys.map((key) => [key, count])) as Record<K, typeof count>);
+  return z.preprocess((stored) => (typeof stored === "object" && stored !== null ? stored : {}), group);
 }
 
 export const ORIGIN_CALLS = ["acquire", "release", "reportSheds", "hold"] as const;
 export type OriginCall = (typeof ORIGIN_CALLS)[number];
+
+/**
+ * One shard's decision counters, and how a stored record of them is read. They add up: arrived =
+ * admitted + shed + queued now; admitted = released + reaped + (in flight - lingering): a slot
+ * left lingering is already released.
+ */
+export const originCountersSchema = z.object({
+  arrived: count,
+  admitted: count,
+  admittedByPriority: countsOf(PRIORITIES),
+  shed: count,
+  shedByCause: countsOf(ORIGIN_SHED_CAUSES),
+  shedByPriority: countsOf(PRIORITIES),
+  /** Of `shed`, decided by isolates from a cached verdict or hold, reported in batches. */
+  shedAtEdge: count,
+  released: count,
+  /** Leases reclaimed because their holder never released them. */
+  reaped: count,
+  /** Responses that counted as a drop for the adaptive limit (5xx, 429, deadline, failure). */
+  drops: count,
+  /** Holds the origin asked for (503/429 with Retry-After), as seen by this shard. */
+  holds: count,
+  calls: countsOf(ORIGIN_CALLS),
+});
+
+export type OriginCounters = Readonly<z.infer<typeof originCountersSchema>>;
 
 export interface OriginShedCount {
   readonly cause: OriginShedCause;

@@ -6,7 +6,7 @@ import type { AdaptiveState } from "./adaptive-limit";
 import { NO_HOLDS, type OriginHolds, originHoldsSchema } from "./origin-holds";
 import { NO_EVIDENCE } from "./party-evidence";
 import { type OriginConfig, originConfigSchema } from "./origin-config";
-import { type OriginCounters, emptyOriginCounters } from "./origin-counters";
+import { type OriginCounters, emptyOriginCounters, originCountersSchema } from "./origin-counters";
 
 /**
  * An origin shard's storage, like the tenant object's: `placement` (config and shard index)
@@ -86,7 +86,7 @@ const runtimeSchema = z.object({
   capacity: z.object({ limit: z.number(), until: z.number() }).nullable(),
   holds: originHoldsSchema.default(NO_HOLDS),
   serviceMsEwma: z.number().nullable(),
-  counters: z.record(z.string(), z.unknown()),
+  counters: originCountersSchema.catch(emptyOriginCounters),
 });
 
 export class OriginStore {
@@ -105,11 +105,8 @@ export class OriginStore {
   }
 
   loadRuntime(): OriginRuntime | null {
-    const stored = this.table.parsed("runtime", runtimeSchema);
-    if (!stored) return null;
-    // Counters added in later versions start at zero instead of failing the whole record.
-    const counters = { ...emptyOriginCounters(), ...stored.counters } as OriginCounters;
-    return { ...stored, counters };
+    // Counters added in later versions read as zero instead of failing the whole record.
+    return this.table.parsed("runtime", runtimeSchema);
   }
 
   saveRuntime(runtime: OriginRuntime): void {
