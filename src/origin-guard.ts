@@ -37,7 +37,9 @@ import {
   type AcquireDecision,
   type AcquireRequest,
   acquireRequestSchema,
+  type HoldRequest,
   holdRequestSchema,
+  legacyHold,
   readOriginRelease,
 } from "./origin/origin-rpc";
 import { type OriginShedCause, reasonOf } from "./origin/origin-shed";
@@ -46,8 +48,9 @@ import { isDrop } from "./origin/origin-drops";
 import { originSaturation } from "./origin/origin-verdict";
 import type { OriginWaiter } from "./origin/origin-waiter";
 import { own } from "./own-keys";
-import { type HoldScope, holdKindOf, holdsCovering, partiesHeld, routesHeld } from "./origin/origin-holds";
+import { holdKindOf, holdsCovering, partiesHeld, routesHeld } from "./origin/origin-holds";
 import { baselineOf } from "./origin/party-evidence";
+import { noteIdle } from "./origin/adaptive-limit";
 
 /** Runtime state is written at most this often (as in the tenant object; see FLUSH_INTERVAL_MS there). */
 const ORIGIN_FLUSH_INTERVAL_MS = 250;
@@ -149,6 +152,8 @@ export class OriginGuard extends DurableObject<Env> {
         };
       }
     }
+    // Nothing in flight after a restart (or a record from before idle recovery): the quiet starts now.
+    if (core.inFlight === 0) core = { ...core, adaptive: noteIdle(core.adaptive, now) };
     this.core = applyOriginLimits(core, this.limits).state;
     this.timers.ensureAlarm(earliestLeaseExpiry(this.leases.values()));
   }
@@ -304,7 +309,7 @@ export class OriginGuard extends DurableObject<Env> {
     );
     const hold = backoffMs !== null || tenantBackoffMs !== null;
     this.counters = countOriginRelease(this.counters, { reaped: false, drop, hold });
-    if (hold) this.tellSiblings(lease, this.core, now);
+    if (hold) this.tellSiblings(lease, this.core, now, backoffMs !== null ? report.wholeOrigin : null);
     if (report.outcome === "deadline_exceeded" || report.outcome === "abandoned") {
       // Still running at the origin, most likely: the slot stays taken for a while.
       const lingering: OriginLease = { ...lease, ...lingerLease(lease, this.core.serviceMsEwma, now) };
@@ -318,8 +323,9 @@ export class OriginGuard extends DurableObject<Env> {
   }
 
   /** A hold another shard learnt from the origin. */
-  async hold(raw: { readonly scope: HoldScope; readonly untilMs: number }): Promise<void> {
-    const hold = holdRequestSchema.parse(raw);
+  async hold(raw: HoldRequest, legacyUntilMs?: number): Promise<void> {
+    // A shard of the previous version calls hold(tenant | null, untilMs) during a rolling deploy.
+    const hold = holdRequestSchema.parse(legacyUntilMs === undefined ? raw : legacyHold(raw, legacyUntilMs));
     this.counters = countOriginCall(this.counters, "hold");
     if (!this.limits || !this.core) return;
     const now = Date.now();
@@ -428,18 +434,21 @@ export class OriginGuard extends DurableObject<Env> {
    * Other shards learn the origin's holds too: they are the origin's, not this shard's. Every
    * hold now covering the lease's party and route is passed on, as far as this shard widened it.
    */
-  private tellSiblings(lease: OriginLease, core: OriginState, now: number): void {
+  private tellSiblings(lease: OriginLease, core: OriginState, now: number, wholeOrigin: boolean | null): void {
     const placement = this.placement;
     if (!placement || placement.config.shards <= 1) return;
-    const held = holdsCovering(core.holds, { party: lease.holdParty, route: lease.route }, now);
+    const who = { party: lease.holdParty, route: lease.route };
+    const held = holdsCovering(core.holds, who, now);
+    const calls: HoldRequest[] = held.map(({ scope, until }) => ({ scope, untilMs: until }));
+    // A 503 is also passed on as a sighting: agreement across shards, not just on this one.
+    const until = Math.max(now, ...held.map((h) => h.until));
+    if (wholeOrigin !== null) calls.push({ unavailable: { who, voter: lease.tenant, wholeOrigin }, untilMs: until });
     for (let index = 0; index < placement.config.shards; index += 1) {
       if (index === placement.index) continue;
       const shard = this.env.ORIGIN_GUARD.getByName(originShardName(index));
-      for (const { scope, until } of held) {
+      for (const call of calls) {
         this.ctx.waitUntil(
-          shard
-            .hold({ scope, untilMs: until })
-            .catch((error: unknown) => console.error(`telling shard ${index} of a hold failed`, error)),
+          shard.hold(call).catch((error: unknown) => console.error(`telling shard ${index} of a hold failed`, error)),
         );
       }
     }

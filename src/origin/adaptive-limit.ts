@@ -17,7 +17,14 @@
  *   a quiet origin is not an overloaded one, and a limit must not stay at its floor for good.
  * The limit is a real number kept between floor and ceiling; `slotsOf` turns it into slots.
  */
-import { type Evidence, MAX_PARTIES, NO_EVIDENCE, type WindowSample, weighWindow } from "./party-evidence";
+import {
+  type Evidence,
+  MAX_PARTIES,
+  MAX_ROUTES_PER_PARTY,
+  NO_EVIDENCE,
+  type WindowSum,
+  weighWindow,
+} from "./party-evidence";
 
 export interface AdaptiveWindow {
   readonly startedAt: number;
@@ -32,8 +39,12 @@ export interface AdaptiveWindow {
    * never fills the whole limit, so the peak alone would never let the limit grow back.
    */
   readonly limited: boolean;
-  /** The first WINDOW_KEPT_SAMPLES latency samples, for the per-party weighing (then sampled). */
-  readonly kept: readonly WindowSample[];
+  /**
+   * Latency per party and route class, for the per-party weighing: every sample counts. At most
+   * WINDOW_KEYS keys and MAX_ROUTES_PER_PARTY per party; a sample for a key past those only
+   * counts towards closing the window (shed-newest).
+   */
+  readonly sums: readonly WindowSum[];
   /** Distinct parties with a drop in this window, at most MAX_PARTIES. */
   readonly dropParties: readonly string[];
 }
@@ -83,8 +94,8 @@ export const DROP_BACKOFF = 0.8;
 export const MIN_GRADIENT = 0.5;
 /** Latency at most this far over its baselines counts as back at them: the limit may grow. */
 export const AT_BASELINE = 1.1;
-/** Latency samples a window keeps for the weighing; later ones only count towards closing it. */
-export const WINDOW_KEPT_SAMPLES = 128;
+/** Party and route keys a window weighs (every party its MAX_ROUTES_PER_PARTY). */
+export const WINDOW_KEYS = 256;
 /** With nothing in flight, the gap between the limit and the ceiling halves this often. */
 export const IDLE_HALF_LIFE_MS = 1_000;
 
@@ -96,7 +107,7 @@ function emptyWindow(now: number): AdaptiveWindow {
     drops: 0,
     peakInFlight: 0,
     limited: false,
-    kept: [],
+    sums: [],
     dropParties: [],
   };
 }
@@ -166,9 +177,24 @@ function withSample(w: AdaptiveWindow, sample: Sample): AdaptiveWindow {
     return { ...w, drops: w.drops + 1, dropParties: known ? w.dropParties : [...w.dropParties, sample.party] };
   }
   const ms = Math.max(0, sample.ms);
-  const kept =
-    w.kept.length < WINDOW_KEPT_SAMPLES ? [...w.kept, { party: sample.party, route: sample.route, ms }] : w.kept;
-  return { ...w, samples: w.samples + 1, latencySumMs: w.latencySumMs + ms, kept };
+  return { ...w, samples: w.samples + 1, latencySumMs: w.latencySumMs + ms, sums: withSum(w.sums, sample, ms) };
+}
+
+function withSum(
+  sums: readonly WindowSum[],
+  sample: { party: string; route: string },
+  ms: number,
+): readonly WindowSum[] {
+  const at = sums.findIndex((s) => s.party === sample.party && s.route === sample.route);
+  const old = sums[at];
+  if (old) {
+    const next = [...sums];
+    next[at] = { ...old, sumMs: old.sumMs + ms, count: old.count + 1 };
+    return next;
+  }
+  const ofParty = sums.filter((s) => s.party === sample.party).length;
+  if (sums.length >= WINDOW_KEYS || ofParty >= MAX_ROUTES_PER_PARTY) return sums;
+  return [...sums, { party: sample.party, route: sample.route, sumMs: ms, count: 1 }];
 }
 
 function windowDue(window: AdaptiveWindow, now: number, limit: number): boolean {
@@ -180,7 +206,7 @@ function windowDue(window: AdaptiveWindow, now: number, limit: number): boolean 
 
 function closeWindow(state: AdaptiveState, bounds: AdaptiveBounds, now: number): AdaptiveState {
   const w = state.window;
-  const verdict = weighWindow(state.evidence, w.kept, w.dropParties, w.startedAt, now);
+  const verdict = weighWindow(state.evidence, w.sums, w.dropParties, now);
   const closed = {
     ...state,
     evidence: verdict.evidence,

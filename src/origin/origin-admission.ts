@@ -30,6 +30,7 @@ import {
   NO_HOLDS,
   firstScope,
   type OriginHolds,
+  type Unavailable,
   heedUnavailable,
   hold,
   holdsCovering,
@@ -332,7 +333,8 @@ export function learn(state: OriginState, limits: OriginLimits, feedback: Origin
   const subject = { party: feedback.holdParty, route: feedback.route };
   if (feedback.backoffMs !== null && feedback.backoffMs > 0) {
     const until = now + Math.min(feedback.backoffMs, limits.maxBackoffMs);
-    next = { ...next, holds: heedUnavailable(next.holds, subject, until, feedback.wholeOrigin, now) };
+    const answer = { who: subject, voter: feedback.tenant, wholeOrigin: feedback.wholeOrigin };
+    next = { ...next, holds: heedUnavailable(next.holds, answer, until, now) };
   }
   if (feedback.tenantBackoffMs !== null && feedback.tenantBackoffMs > 0) {
     const until = now + Math.min(feedback.tenantBackoffMs, limits.maxBackoffMs);
@@ -348,11 +350,17 @@ export function learn(state: OriginState, limits: OriginLimits, feedback: Origin
 export function holdBack(
   state: OriginState,
   limits: OriginLimits,
-  held: { readonly scope: HoldScope; readonly untilMs: number },
+  held:
+    | { readonly scope: HoldScope; readonly untilMs: number }
+    | { readonly unavailable: Unavailable; readonly untilMs: number },
   now: number,
 ): OriginState {
   const until = Math.min(held.untilMs, now + limits.maxBackoffMs);
-  return { ...state, holds: hold(state.holds, held.scope, until, now) };
+  const holds =
+    "scope" in held
+      ? hold(state.holds, held.scope, until, now)
+      : heedUnavailable(state.holds, held.unavailable, until, now);
+  return { ...state, holds };
 }
 
 /**

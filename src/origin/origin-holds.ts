@@ -6,7 +6,10 @@
  * - 429 + Retry-After holds the party that got it, on every route (its rate is its own).
  * - 503 + Retry-After holds the party that got it on that route class. The same answer to
  *   ROUTE_QUORUM parties on one route within SIGHTING_WINDOW_MS holds the route for everyone;
- *   to GLOBAL_QUORUM parties (on any routes), the whole origin.
+ *   to GLOBAL_QUORUM parties on at least GLOBAL_ROUTES route classes, the whole origin (one
+ *   route's maintenance page, however many parties hit it, is that route's). Parties are counted
+ *   as for fair shares: every anonymous address together is one, so a spray of addresses is one
+ *   voice. A route class here is the path prefix alone: a maintenance page covers every method.
  * - The whole origin is held at once only when the origin says so explicitly, with the
  *   configured `globalHoldHeader` on the 503.
  * Every map is bounded: expired entries go first, then those ending (or seen) soonest.
@@ -18,6 +21,7 @@ import { ORIGIN_PARTY, ROUTE_PREFIX } from "./origin-party";
 
 export const ROUTE_QUORUM = 2;
 export const GLOBAL_QUORUM = 3;
+export const GLOBAL_ROUTES = 2;
 export const SIGHTING_WINDOW_MS = 10_000;
 export const MAX_HOLDS = 1_000;
 export const MAX_SIGHTINGS = 64;
@@ -34,7 +38,10 @@ export type HoldScope =
   | { readonly kind: "party-route"; readonly party: string; readonly route: string }
   | { readonly kind: "party"; readonly party: string };
 
-export interface Sighting extends HoldSubject {
+/** A 503 + Retry-After a party (counted as for fair shares) got on a route class. */
+export interface Sighting {
+  readonly voter: string;
+  readonly route: string;
   readonly at: number;
 }
 
@@ -129,30 +136,35 @@ export function hold(holds: OriginHolds, scope: HoldScope, until: number, now: n
   return { ...holds, scoped };
 }
 
-/** A 503 with Retry-After for `who`: held as far as the parties' agreement (or the origin) says. */
-export function heedUnavailable(
-  holds: OriginHolds,
-  who: HoldSubject,
-  until: number,
-  wholeOrigin: boolean,
-  now: number,
-): OriginHolds {
-  const first = firstScope("unavailable", who, wholeOrigin);
+/** A 503 with Retry-After, as the origin gave it to one request. */
+export interface Unavailable {
+  /** Whom it held back on its own: the party (its 429 bucket) on the route class. */
+  readonly who: HoldSubject;
+  /** The party it counts as in the agreement: the fair-share party. */
+  readonly voter: string;
+  readonly wholeOrigin: boolean;
+}
+
+/** A 503 with Retry-After: held as far as the parties' agreement (or the origin) says. */
+export function heedUnavailable(holds: OriginHolds, answer: Unavailable, until: number, now: number): OriginHolds {
+  const { who, voter } = answer;
+  const first = firstScope("unavailable", who, answer.wholeOrigin);
   if (first.kind === "all") return hold(holds, first, until, now);
   const sightings = putBounded(
     holds.sightings,
-    `${who.party} ${who.route}`,
-    { ...who, at: now },
+    `${voter} ${who.route}`,
+    { voter, route: who.route, at: now },
     MAX_SIGHTINGS,
     (s) => s.at,
     (s) => s.at > now - SIGHTING_WINDOW_MS,
   );
   let next: OriginHolds = hold({ ...holds, sightings }, first, until, now);
   const recent = Object.values(sightings);
-  const onRoute = new Set(recent.filter((s) => s.route === who.route).map((s) => s.party));
-  const anywhere = new Set(recent.map((s) => s.party));
+  const onRoute = new Set(recent.filter((s) => s.route === who.route).map((s) => s.voter));
+  const voters = new Set(recent.map((s) => s.voter));
+  const routes = new Set(recent.map((s) => s.route));
   if (onRoute.size >= ROUTE_QUORUM) next = hold(next, { kind: "route", route: who.route }, until, now);
-  if (anywhere.size >= GLOBAL_QUORUM) next = hold(next, { kind: "all" }, until, now);
+  if (voters.size >= GLOBAL_QUORUM && routes.size >= GLOBAL_ROUTES) next = hold(next, { kind: "all" }, until, now);
   return next;
 }
 
@@ -187,5 +199,5 @@ export const holdScopeSchema = z.discriminatedUnion("kind", [
 export const originHoldsSchema = z.object({
   allUntil: z.number(),
   scoped: z.record(z.string(), z.number()),
-  sightings: z.record(z.string(), z.object({ party: z.string(), route: z.string(), at: z.number() })),
+  sightings: z.record(z.string(), z.object({ voter: z.string(), route: z.string(), at: z.number() })).catch({}),
 });

@@ -11,8 +11,9 @@ export const acquireRequestSchema = z.strictObject({
   tenant: z.string().regex(ORIGIN_PARTY),
   /** The party a 429's hold covers; the tenant when absent. */
   holdParty: z.string().regex(ORIGIN_PARTY).optional(),
-  method: z.string().regex(ROUTE_METHOD),
-  route: z.string().regex(ROUTE_PREFIX),
+  /** Defaults for an isolate of an older version during a rolling deploy. */
+  method: z.string().regex(ROUTE_METHOD).default("OTHER"),
+  route: z.string().regex(ROUTE_PREFIX).default("/"),
   weight: z.number().positive().max(1_000),
   priority: z.enum(PRIORITIES),
   deadline: z.number().finite(),
@@ -29,7 +30,7 @@ export const acquireRequestSchema = z.strictObject({
     .optional(),
 });
 
-export type AcquireRequest = z.infer<typeof acquireRequestSchema>;
+export type AcquireRequest = z.input<typeof acquireRequestSchema>;
 
 export type AcquireDecision =
   | {
@@ -118,7 +119,25 @@ export function readOriginRelease(raw: unknown): OriginRelease {
   return bareRelease(outcome.success ? outcome.data.outcome : "cancelled");
 }
 
-export const holdRequestSchema = z.strictObject({
-  scope: holdScopeSchema,
-  untilMs: z.number().finite(),
-});
+/**
+ * A hold another shard learnt: one it holds (`scope`), or a 503 it was told (`unavailable`),
+ * which the receiver weighs with its own sightings, so that agreement forms across shards.
+ */
+export const holdRequestSchema = z.union([
+  z.strictObject({ scope: holdScopeSchema, untilMs: z.number().finite() }),
+  z.strictObject({
+    unavailable: z.strictObject({
+      who: z.strictObject({ party: z.string().regex(ORIGIN_PARTY), route: z.string().regex(ROUTE_PREFIX) }),
+      voter: z.string().regex(ORIGIN_PARTY),
+      wholeOrigin: z.boolean(),
+    }),
+    untilMs: z.number().finite(),
+  }),
+]);
+
+export type HoldRequest = z.infer<typeof holdRequestSchema>;
+
+/** An older version's hold call, `hold(tenant | null, untilMs)`, as today's request. */
+export function legacyHold(tenant: unknown, untilMs: unknown): unknown {
+  return { scope: tenant === null ? { kind: "all" } : { kind: "party", party: tenant }, untilMs };
+}

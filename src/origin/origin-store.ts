@@ -63,7 +63,7 @@ const adaptiveSchema = z.object({
       baselines: z.record(z.string(), z.object({ ms: z.number(), seenAt: z.number() })),
       parties: z.record(
         z.string(),
-        z.object({ seenAt: z.number(), ratio: z.number().nullable(), droppedAt: z.number().nullable() }),
+        z.object({ seenAt: z.number(), ratio: z.number().nullable(), dropped: z.boolean().default(false) }),
       ),
     })
     .default(NO_EVIDENCE),
@@ -74,20 +74,38 @@ const adaptiveSchema = z.object({
     drops: z.number(),
     peakInFlight: z.number(),
     limited: z.boolean().default(false),
-    kept: z.array(z.object({ party: z.string(), route: z.string(), ms: z.number() })).default([]),
+    sums: z.array(z.object({ party: z.string(), route: z.string(), sumMs: z.number(), count: z.number() })).default([]),
     dropParties: z.array(z.string()).default([]),
   }),
   idle: z.object({ since: z.number(), limit: z.number() }).nullable().default(null),
 });
 
-const runtimeSchema = z.object({
-  leases: z.array(leaseSchema),
-  adaptive: adaptiveSchema,
-  capacity: z.object({ limit: z.number(), until: z.number() }).nullable(),
-  holds: originHoldsSchema.default(NO_HOLDS),
-  serviceMsEwma: z.number().nullable(),
-  counters: originCountersSchema.catch(emptyOriginCounters),
-});
+/**
+ * A record of the version before scoped holds kept `backoffUntil` (the whole origin) and
+ * `tenantBackoff` (per party): read as today's holds, so a hold in force survives the deploy.
+ */
+export function holdsOfOlderVersions(stored: unknown): unknown {
+  if (typeof stored !== "object" || stored === null || "holds" in stored) return stored;
+  const old = stored as { backoffUntil?: unknown; tenantBackoff?: unknown };
+  const parties = typeof old.tenantBackoff === "object" && old.tenantBackoff !== null ? old.tenantBackoff : {};
+  const scoped = Object.fromEntries(
+    Object.entries(parties).flatMap(([party, until]) => (typeof until === "number" ? [[`p ${party}`, until]] : [])),
+  );
+  const allUntil = typeof old.backoffUntil === "number" ? old.backoffUntil : 0;
+  return { ...stored, holds: { allUntil, scoped, sightings: {} } };
+}
+
+const runtimeSchema = z.preprocess(
+  holdsOfOlderVersions,
+  z.object({
+    leases: z.array(leaseSchema),
+    adaptive: adaptiveSchema,
+    capacity: z.object({ limit: z.number(), until: z.number() }).nullable(),
+    holds: originHoldsSchema.default(NO_HOLDS),
+    serviceMsEwma: z.number().nullable(),
+    counters: originCountersSchema.catch(emptyOriginCounters),
+  }),
+);
 
 export class OriginStore {
   private readonly table: RecordTable;

@@ -10,24 +10,30 @@
  *   queue the guard itself builds (latency up by the tolerance in a window or two) is caught.
  * - Each party's say is its latest window (for PARTY_HORIZON_MS): the window's latency ratio is
  *   the lower median over the parties heard lately, and drops shrink the limit only when most of
- *   those parties saw one. A party alone still steers the limit, but only while it is alone;
- *   everything else it does is outvoted by the parties it would harm.
- * Both maps are bounded (the stalest entry goes) and keyed by strings the guard derived.
+ *   those parties saw one in the latest window they were heard in. A party alone still steers
+ *   the limit, but only while it is alone; everything else it does is outvoted by the parties it
+ *   would harm.
+ * Both maps are bounded (the stalest entry goes) and keyed by strings the guard derived; one
+ * party keeps at most MAX_ROUTES_PER_PARTY baselines (its own stalest goes), so a party that
+ * sprays route classes evicts only its own.
  */
 import { own } from "../own-keys";
 import { putBounded } from "./bounded-record";
 
 export const MAX_ROUTE_BASELINES = 256;
+export const MAX_ROUTES_PER_PARTY = 16;
 export const MAX_PARTIES = 64;
 /** How long a party's latest window counts: one that has been quiet longer has no say. */
 export const PARTY_HORIZON_MS = 5_000;
 export const BASELINE_DRIFT = 0.02;
 
-export interface WindowSample {
+/** A window's latency for one party on one route class: the sum and count of its samples. */
+export interface WindowSum {
   readonly party: string;
-  /** The route class (method and path prefix) the request was for. */
+  /** The route class (method and path prefix) the requests were for. */
   readonly route: string;
-  readonly ms: number;
+  readonly sumMs: number;
+  readonly count: number;
 }
 
 export interface RouteBaseline {
@@ -39,7 +45,8 @@ export interface PartyEvidence {
   readonly seenAt: number;
   /** Its latest window's latency over its own baselines; null before it had a sample. */
   readonly ratio: number | null;
-  readonly droppedAt: number | null;
+  /** The latest window it was heard in had a drop. */
+  readonly dropped: boolean;
 }
 
 export interface Evidence {
@@ -62,40 +69,39 @@ export function baselineKey(party: string, route: string): string {
   return `${party} ${route}`;
 }
 
-interface Group {
-  readonly party: string;
-  readonly key: string;
-  sum: number;
-  count: number;
-}
-
-function groupByKey(samples: readonly WindowSample[]): Map<string, Group> {
-  const groups = new Map<string, Group>();
-  for (const sample of samples) {
-    const key = baselineKey(sample.party, sample.route);
-    const group = groups.get(key) ?? { party: sample.party, key, sum: 0, count: 0 };
-    group.sum += sample.ms;
-    group.count += 1;
-    groups.set(key, group);
-  }
-  return groups;
+/** `baselines` with `key` of `party` set, holding the party to MAX_ROUTES_PER_PARTY keys. */
+function putBaseline(
+  baselines: Readonly<Record<string, RouteBaseline>>,
+  party: string,
+  key: string,
+  baseline: RouteBaseline,
+): Record<string, RouteBaseline> {
+  const next = putBounded(baselines, key, baseline, MAX_ROUTE_BASELINES, (b) => b.seenAt);
+  const prefix = baselineKey(party, "");
+  const mine = Object.entries(next).filter(([name]) => name.startsWith(prefix));
+  if (mine.length <= MAX_ROUTES_PER_PARTY) return next;
+  mine.sort((a, b) => a[1].seenAt - b[1].seenAt);
+  const stale = new Set(mine.slice(0, mine.length - MAX_ROUTES_PER_PARTY).map(([name]) => name));
+  return Object.fromEntries(Object.entries(next).filter(([name]) => !stale.has(name)));
 }
 
 /** Moves each key's baseline with its window mean; returns each party's sample-weighted ratio. */
 function judgeLatency(
   baselines: Readonly<Record<string, RouteBaseline>>,
-  samples: readonly WindowSample[],
+  sums: readonly WindowSum[],
   now: number,
 ): { readonly baselines: Record<string, RouteBaseline>; readonly ratios: Map<string, number> } {
   let next: Record<string, RouteBaseline> = { ...baselines };
   const weighted = new Map<string, { sum: number; count: number }>();
-  for (const group of groupByKey(samples).values()) {
-    const mean = group.sum / group.count;
-    const old = own(baselines, group.key);
+  for (const group of sums) {
+    if (group.count <= 0) continue;
+    const key = baselineKey(group.party, group.route);
+    const mean = group.sumMs / group.count;
+    const old = own(baselines, key);
     // A key's first window sets its baseline: nothing says it is slow yet.
     const ratio = old ? mean / Math.max(old.ms, 1e-3) : 1;
     const ms = !old || mean < old.ms ? mean : old.ms + BASELINE_DRIFT * (mean - old.ms);
-    next = putBounded(next, group.key, { ms, seenAt: now }, MAX_ROUTE_BASELINES, (b) => b.seenAt);
+    next = putBaseline(next, group.party, key, { ms, seenAt: now });
     const party = weighted.get(group.party) ?? { sum: 0, count: 0 };
     party.sum += ratio * group.count;
     party.count += group.count;
@@ -121,7 +127,7 @@ function hearParties(
     const entry: PartyEvidence = {
       seenAt: now,
       ratio: ratios.get(party) ?? old?.ratio ?? null,
-      droppedAt: dropped.has(party) ? now : (old?.droppedAt ?? null),
+      dropped: dropped.has(party),
     };
     next = putBounded(next, party, entry, MAX_PARTIES, (p) => p.seenAt, fresh);
   }
@@ -134,18 +140,17 @@ function lowerMedian(values: number[]): number | null {
   return values[Math.floor((values.length - 1) / 2)] ?? null;
 }
 
-/** Weighs a closed window (opened at `startedAt`) against what every recent party said. */
+/** Weighs a closed window against what every recent party said in its latest window. */
 export function weighWindow(
   evidence: Evidence,
-  samples: readonly WindowSample[],
+  sums: readonly WindowSum[],
   dropParties: readonly string[],
-  startedAt: number,
   now: number,
 ): WindowVerdict {
-  const latency = judgeLatency(evidence.baselines, samples, now);
+  const latency = judgeLatency(evidence.baselines, sums, now);
   const parties = hearParties(evidence.parties, latency.ratios, dropParties, now);
   const recent = Object.values(parties).filter((party) => party.seenAt >= now - PARTY_HORIZON_MS);
-  const dropping = recent.filter((party) => party.droppedAt !== null && party.droppedAt >= startedAt).length;
+  const dropping = recent.filter((party) => party.dropped).length;
   const ratios = recent.flatMap((party) => (party.ratio === null ? [] : [party.ratio]));
   return {
     dropsAgreed: dropping > 0 && dropping * 2 > recent.length,

@@ -22,6 +22,7 @@ import {
 import {
   BASELINE_DRIFT,
   MAX_PARTIES,
+  MAX_ROUTES_PER_PARTY,
   MAX_ROUTE_BASELINES,
   NO_EVIDENCE,
   PARTY_HORIZON_MS,
@@ -47,7 +48,7 @@ function settled(limit: number, baselineMs: number | null, at = T0): AdaptiveSta
       ? NO_EVIDENCE
       : {
           baselines: { [baselineKey("a", ROUTE)]: { ms: baselineMs, seenAt: at } },
-          parties: { a: { seenAt: at, ratio: 1, droppedAt: null } },
+          parties: { a: { seenAt: at, ratio: 1, dropped: false } },
         };
   return { ...initialAdaptive(BOUNDS, at), limit, evidence, idle: null };
 }
@@ -340,6 +341,61 @@ describe("adaptive origin limit", () => {
       }
       expect(Object.keys(state.evidence.baselines).length).toBe(MAX_ROUTE_BASELINES);
       expect(Object.keys(state.evidence.parties).length).toBeLessThanOrEqual(MAX_PARTIES);
+    });
+  });
+
+  describe("a party that sprays routes or floods", () => {
+    it("evicts only its own baselines when it sprays route classes", () => {
+      let state = settled(20, 100);
+      for (let i = 0; i < MAX_ROUTE_BASELINES + 50; i += 1) {
+        state = runMixedWindow(state, times(WINDOW_MIN_SAMPLES, latency(10, "spray", `GET /x${i}`)));
+      }
+      expect(baseline(state)).toBe(100);
+      const sprayed = Object.keys(state.evidence.baselines).filter((key) => key.startsWith("spray "));
+      expect(sprayed.length).toBe(MAX_ROUTES_PER_PARTY);
+    });
+
+    it("weighs every party's samples, however many a flooding party completes first", () => {
+      let state = runMixedWindow(
+        settled(20, 100),
+        [...times(10, latency(100, "b")), ...times(10, latency(100, "c"))],
+        1,
+      );
+      const before = state.limit;
+      state = runMixedWindow(
+        state,
+        [...times(1_000, latency(1_000, "flood")), latency(100, "b"), latency(100, "c")],
+        1,
+      );
+      expect(state.lastRatio).toBeCloseTo(1, 9);
+      expect(state.limit).toBeGreaterThanOrEqual(before);
+    });
+  });
+
+  describe("drops", () => {
+    it("keeps backing off while every one of many parties sees drops", () => {
+      const parties = Array.from({ length: 60 }, (_, i) => `t${i}`);
+      let state = settled(100, 100);
+      const limits: number[] = [];
+      for (let round = 0; round < 6; round += 1) {
+        state = runMixedWindow(
+          state,
+          parties.map((party) => drop(party)),
+          0,
+          { ...BOUNDS, ceiling: 100 },
+        );
+        limits.push(state.limit);
+      }
+      for (let i = 1; i < limits.length; i += 1) expect(limits[i]).toBeLessThan(limits[i - 1] ?? 0);
+    });
+
+    it("does not count a party's drop of an earlier window once its latest window had none", () => {
+      const first = [...times(3, drop("a")), ...times(3, drop("b")), ...times(4, latency(100, "c"))];
+      let state = runMixedWindow(settled(20, 100), first);
+      expect(state.limit).toBeCloseTo(20 * DROP_BACKOFF, 9);
+      const before = state.limit;
+      state = runMixedWindow(state, [...times(5, latency(100, "a")), ...times(5, latency(100, "b")), drop("c")]);
+      expect(state.limit).toBeGreaterThanOrEqual(before);
     });
   });
 

@@ -530,6 +530,43 @@ describe("origin admission", () => {
       });
     });
 
+    it("does not hold every route for one route's 503s, however many parties got them", () => {
+      const shard = new Shard(limitsOf());
+      for (const tenant of ["a", "b", "c", "d"]) shard.learn({ tenant, route: "/maint", backoffMs: 5_000 });
+      expect(shard.arrive(arrival("e", "normal", { route: "/maint" })).outcome.kind).toBe("shed");
+      expect(shard.arrive(arrival("e", "normal", { route: "/other" })).outcome.kind).toBe("admit");
+      expect(shard.state.holds.allUntil).toBe(0);
+    });
+
+    it("counts every anonymous address as one voice in the agreement", () => {
+      const shard = new Shard(limitsOf());
+      for (const [ip, route] of [
+        ["1.1.1.1", "/a"],
+        ["2.2.2.2", "/b"],
+        ["3.3.3.3", "/c"],
+        ["4.4.4.4", "/a"],
+      ]) {
+        shard.learn({ tenant: "anonymous", holdParty: `anonymous:${ip}`, route, backoffMs: 5_000 });
+      }
+      expect(shard.state.holds.allUntil).toBe(0);
+      expect(shard.arrive(arrival("acme", "normal", { route: "/a" })).outcome.kind).toBe("admit");
+      // Each address is still held itself on the route it got the 503 for.
+      const held = arrival("anonymous", "normal", { route: "/a" });
+      expect(shard.arrive({ ...held, holdParty: "anonymous:1.1.1.1" }).outcome.kind).toBe("shed");
+    });
+
+    it("forms the agreement across shards from the 503s a sibling passes on", () => {
+      const limits = limitsOf();
+      let state = initialOriginState(limits, T0);
+      const told = { who: { party: "a", route: "/v1" }, voter: "a", wholeOrigin: false };
+      state = holdBack(state, limits, { unavailable: told, untilMs: T0 + 5_000 }, T0);
+      state = learn(state, limits, feedback({ tenant: "b", route: "/v1", backoffMs: 5_000 }), T0);
+      expect(arrive(state, limits, arrival("c", "critical", { route: "/v1" }), T0).outcome).toMatchObject({
+        cause: "backoff",
+        holdScope: { kind: "route", route: "/v1" },
+      });
+    });
+
     it("forgets answers older than SIGHTING_WINDOW_MS when counting parties", () => {
       const shard = new Shard(limitsOf({ maxBackoffMs: 1_000 }));
       shard.learn({ tenant: "a", route: "/v1", backoffMs: 1_000 });

@@ -1,6 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { isDrop } from "../../src/origin/origin-drops";
-import { readOriginRelease } from "../../src/origin/origin-rpc";
+import { acquireRequestSchema, holdRequestSchema, legacyHold, readOriginRelease } from "../../src/origin/origin-rpc";
+import { holdsOfOlderVersions } from "../../src/origin/origin-store";
 
 const answered = (status: number, retryAfterMs: number | null = null) => ({
   outcome: "completed",
@@ -73,5 +74,27 @@ describe("reading a release report", () => {
     for (const raw of [null, "x", { outcome: "exploded" }, []]) {
       expect(readOriginRelease(raw)).toMatchObject({ outcome: "cancelled", status: 0 });
     }
+  });
+});
+
+describe("calls and records of the previous version, during a rolling deploy", () => {
+  it("admits an acquire without method and route as OTHER on /", () => {
+    const ask = { tenant: "acme", weight: 1, priority: "normal", deadline: 1 };
+    expect(acquireRequestSchema.parse(ask)).toMatchObject({ method: "OTHER", route: "/" });
+  });
+
+  it("reads the old hold(tenant | null, untilMs) as a party or whole-origin hold", () => {
+    expect(holdRequestSchema.parse(legacyHold("acme", 5))).toEqual({
+      scope: { kind: "party", party: "acme" },
+      untilMs: 5,
+    });
+    expect(holdRequestSchema.parse(legacyHold(null, 5))).toEqual({ scope: { kind: "all" }, untilMs: 5 });
+  });
+
+  it("keeps the holds of a stored record from before scoped holds", () => {
+    const old = { backoffUntil: 9, tenantBackoff: { acme: 7, constructor: "x" } };
+    expect(holdsOfOlderVersions(old)).toMatchObject({ holds: { allUntil: 9, scoped: { "p acme": 7 }, sightings: {} } });
+    const current = { holds: { allUntil: 1, scoped: {}, sightings: {} } };
+    expect(holdsOfOlderVersions(current)).toBe(current);
   });
 });
