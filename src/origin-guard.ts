@@ -1,5 +1,7 @@
 import { DurableObject } from "cloudflare:workers";
-import { type Priority, countByPriority } from "./admission/priority";
+import { type OriginShardStats, shardStats } from "./origin/origin-shard-stats";
+import { originShardName } from "./origin/origin-shards";
+import { restoreOriginState } from "./origin/origin-restore";
 import { earliestLeaseExpiry, expiredLeases, lingerLease, newLease } from "./admission/leases";
 import type { Env } from "./env";
 import { ObjectTimers } from "./storage/object-timers";
@@ -47,51 +49,11 @@ import { type OriginLease, OriginStore, type Placement } from "./origin/origin-s
 import { isDrop } from "./origin/origin-drops";
 import { originSaturation } from "./origin/origin-verdict";
 import type { OriginWaiter } from "./origin/origin-waiter";
-import { own } from "./own-keys";
-import { holdKindOf, holdsCovering, partiesHeld, routesHeld } from "./origin/origin-holds";
+import { holdKindOf, holdsCovering } from "./origin/origin-holds";
 import { baselineOf } from "./origin/party-evidence";
-import { noteIdle } from "./origin/adaptive-limit";
 
 /** Runtime state is written at most this often (as in the tenant object; see FLUSH_INTERVAL_MS there). */
 const ORIGIN_FLUSH_INTERVAL_MS = 250;
-
-/** The name of shard `index`'s object. */
-export function originShardName(index: number): string {
-  return `origin:${index}`;
-}
-
-export interface OriginShardStats {
-  readonly index: number;
-  readonly limit: {
-    readonly ceiling: number;
-    readonly floor: number;
-    /** The adaptive estimate (a real number), null when adaptive is off. */
-    readonly adaptive: number | null;
-    /** The origin's capacity grant in force (this shard's part), null when none. */
-    readonly capacity: number | null;
-    readonly effective: number;
-  };
-  readonly inFlight: number;
-  readonly inFlightByPriority: Record<Priority, number>;
-  readonly lingering: number;
-  readonly queued: number;
-  readonly queuedByPriority: Record<Priority, number>;
-  /** Left of an origin-wide hold (503 + Retry-After), ms. */
-  readonly backoffMs: number;
-  /** Parties held back on every route by the origin's 429 + Retry-After now. */
-  readonly tenantsHeld: number;
-  /** Route classes held back for everyone by 503s + Retry-After that several parties got. */
-  readonly routesHeld: number;
-  readonly latency: {
-    /** The last window's latency over the parties' own baselines (lower median over parties). */
-    readonly ratio: number | null;
-    readonly lastMs: number | null;
-    readonly serviceMs: number | null;
-    /** Per party and route class baselines learnt (bounded). */
-    readonly routeBaselines: number;
-  };
-  readonly counters: OriginCounters;
-}
 
 /**
  * One shard of the origin stage: its share of the origin's in-flight limit, across all tenants.
@@ -125,35 +87,10 @@ export class OriginGuard extends DurableObject<Env> {
     const now = Date.now();
     this.limits = shardLimits(this.placement.config, this.placement.index);
     const runtime = this.store.loadRuntime();
-    let core = initialOriginState(this.limits, now);
-    if (runtime) {
-      this.counters = runtime.counters;
-      core = {
-        ...core,
-        adaptive: runtime.adaptive,
-        capacity: runtime.capacity,
-        holds: runtime.holds,
-        serviceMsEwma: runtime.serviceMsEwma,
-      };
-      // Leases come back with their slots: a restarted shard must not forget requests still running.
-      for (const lease of runtime.leases) {
-        this.leases.set(lease.id, lease);
-        core = {
-          ...core,
-          inFlight: core.inFlight + 1,
-          inFlightByPriority: {
-            ...core.inFlightByPriority,
-            [lease.priority]: core.inFlightByPriority[lease.priority] + 1,
-          },
-          inFlightByTenant: {
-            ...core.inFlightByTenant,
-            [lease.tenant]: (own(core.inFlightByTenant, lease.tenant) ?? 0) + 1,
-          },
-        };
-      }
-    }
-    // Nothing in flight after a restart (or a record from before idle recovery): the quiet starts now.
-    if (core.inFlight === 0) core = { ...core, adaptive: noteIdle(core.adaptive, now) };
+    if (runtime) this.counters = runtime.counters;
+    // Leases come back with their slots: a restarted shard must not forget requests still running.
+    for (const lease of runtime?.leases ?? []) this.leases.set(lease.id, lease);
+    const core = restoreOriginState(this.limits, runtime, now);
     this.core = applyOriginLimits(core, this.limits).state;
     this.timers.ensureAlarm(earliestLeaseExpiry(this.leases.values()));
   }
@@ -347,39 +284,8 @@ export class OriginGuard extends DurableObject<Env> {
     if (!limits || !placement || !this.core) return { config: null, shard: null };
     const now = Date.now();
     this.pumpAt(now);
-    const core = this.core;
-    const queuedByPriority = countByPriority();
-    for (const waiter of core.queue) queuedByPriority[waiter.priority] += 1;
-    let lingering = 0;
-    for (const lease of this.leases.values()) if (lease.lingering) lingering += 1;
-    return {
-      config: placement.config,
-      shard: {
-        index: placement.index,
-        limit: {
-          ceiling: limits.ceiling,
-          floor: limits.floor,
-          adaptive: limits.adaptive ? Math.round(core.adaptive.limit * 100) / 100 : null,
-          capacity: core.capacity && core.capacity.until > now ? core.capacity.limit : null,
-          effective: effectiveLimit(core, limits, now),
-        },
-        inFlight: core.inFlight,
-        inFlightByPriority: { ...core.inFlightByPriority },
-        lingering,
-        queued: core.queue.length,
-        queuedByPriority,
-        backoffMs: Math.max(0, core.holds.allUntil - now),
-        tenantsHeld: partiesHeld(core.holds, now),
-        routesHeld: routesHeld(core.holds, now),
-        latency: {
-          ratio: core.adaptive.lastRatio,
-          lastMs: core.adaptive.lastLatencyMs,
-          serviceMs: core.serviceMsEwma,
-          routeBaselines: Object.keys(core.adaptive.evidence.baselines).length,
-        },
-        counters: this.counters,
-      },
-    };
+    const shard = shardStats(this.core, limits, placement.index, this.leases.values(), this.counters, now);
+    return { config: placement.config, shard };
   }
 
   override async alarm(): Promise<void> {

@@ -1,5 +1,6 @@
 import type { Env } from "../env";
-import { type OriginShardStats, originShardName } from "../origin-guard";
+import type { OriginShardStats } from "../origin/origin-shard-stats";
+import { originShardName } from "../origin/origin-shards";
 import type { OriginConfig } from "../origin/origin-config";
 import { OriginDirectory } from "../origin/origin-directory";
 

@@ -12,7 +12,7 @@ import {
   originVerdictsFor,
 } from "../edge/origin-verdicts";
 import type { Env } from "../env";
-import { originShardName } from "../origin-guard";
+import { originShardName } from "../origin/origin-shards";
 import type { OriginConfig } from "../origin/origin-config";
 import { type AcquireDecision, type OriginRelease, bareRelease } from "../origin/origin-rpc";
 import { ORIGIN_PARTY } from "../origin/origin-party";

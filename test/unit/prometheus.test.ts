@@ -2,7 +2,7 @@ import { describe, expect, it } from "vitest";
 import type { OriginStageStats, Overview } from "../../src/admin/overview";
 import { renderPrometheus } from "../../src/admin/prometheus";
 import { emptyCounters } from "../../src/admission/counters";
-import type { OriginShardStats } from "../../src/origin-guard";
+import type { OriginShardStats } from "../../src/origin/origin-shard-stats";
 import { originConfigSchema } from "../../src/origin/origin-config";
 import { emptyOriginCounters } from "../../src/origin/origin-counters";
 

@@ -1,0 +1,4 @@
+/** Origin shard addressing: the name of shard `index`'s Durable Object. */
+export function originShardName(index: number): string {
+  return `origin:${index}`;
+}
