@@ -4,7 +4,8 @@ import { adminRoutes } from "./admin/admin-routes";
 import { type DecisionSink, analyticsEngineSink } from "./analytics";
 import { ConfigError } from "./config";
 import type { Env } from "./env";
-import { ProblemError, notFound, problemResponse } from "./problem";
+import { ProblemError, problemResponse } from "./problem";
+import { guardErrorResponse, notFound } from "./guard-errors";
 import type { OriginFetch } from "./proxy/forward";
 import { guardRequest } from "./proxy/guard-request";
 import { normalisePath } from "./request-path";
@@ -16,12 +17,7 @@ export function errorResponse(error: unknown): Response {
   if (error instanceof ProblemError) return error.response();
   if (error instanceof ConfigError) {
     console.error(error.message);
-    return problemResponse({
-      type: "about:blank",
-      title: "Internal Server Error",
-      status: 500,
-      detail: error.publicDetail,
-    });
+    return guardErrorResponse("misconfigured", error.publicDetail);
   }
   if (error instanceof HTTPException) {
     return problemResponse({
@@ -32,23 +28,14 @@ export function errorResponse(error: unknown): Response {
     });
   }
   console.error("unexpected error", error);
-  return problemResponse({
-    type: "about:blank",
-    title: "Internal Server Error",
-    status: 500,
-    detail: "the guard failed unexpectedly; the error was logged",
-  });
+  return guardErrorResponse("unexpected", "the guard failed unexpectedly; the error was logged");
 }
 
 /** The normalised path of each proxied request (src/request-path.ts), decided once in `fetch`. */
 const pathOf = new WeakMap<Request, string>();
 
 function badPath(detail: string): Response {
-  return problemResponse({
-    type: "about:blank",
-    title: "Bad Request",
-    status: 400,
-    detail: `${detail}; send the path in its plain form`,
+  return guardErrorResponse("bad_path", `${detail}; send the path in its plain form`, {
     reason: "bad_path",
     errors: [{ field: "path", message: detail }],
   });

@@ -37,17 +37,3 @@ export class ProblemError extends Error {
     return problemResponse(this.problem, this.headers);
   }
 }
-
-export function badRequest(detail: string, extensions: Record<string, unknown> = {}): ProblemError {
-  return new ProblemError({
-    type: `${GUARD_PROBLEM_BASE}invalid-request`,
-    title: "Invalid request",
-    status: 400,
-    detail,
-    ...extensions,
-  });
-}
-
-export function notFound(detail: string): ProblemError {
-  return new ProblemError({ type: "about:blank", title: "Not Found", status: 404, detail });
-}

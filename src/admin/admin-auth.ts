@@ -2,13 +2,11 @@ import type { MiddlewareHandler } from "hono";
 import { timingSafeEqual } from "hono/utils/buffer";
 import { guardConfig } from "../config";
 import type { Env } from "../env";
-import { ProblemError } from "../problem";
+import type { ProblemError } from "../problem";
+import { guardError } from "../guard-errors";
 
 function unauthorized(detail: string): ProblemError {
-  return new ProblemError(
-    { type: "about:blank", title: "Unauthorized", status: 401, detail },
-    { "www-authenticate": 'Bearer realm="ingress-guard admin"' },
-  );
+  return guardError("unauthorized", detail, {}, { "www-authenticate": 'Bearer realm="ingress-guard admin"' });
 }
 
 /**
@@ -18,12 +16,7 @@ function unauthorized(detail: string): ProblemError {
 export const adminAuth: MiddlewareHandler<{ Bindings: Env }> = async function adminAuth(c, next) {
   const { adminToken: expected, adminTokenProblem } = guardConfig(c.env);
   if (adminTokenProblem) {
-    throw new ProblemError({
-      type: "about:blank",
-      title: "Service Unavailable",
-      status: 503,
-      detail: `the admin API is disabled: ${adminTokenProblem} (the proxy still serves)`,
-    });
+    throw guardError("admin_disabled", `the admin API is disabled: ${adminTokenProblem} (the proxy still serves)`);
   }
   if (!expected) throw unauthorized("the admin API is disabled: no ADMIN_TOKEN is configured");
   const header = c.req.header("authorization") ?? "";

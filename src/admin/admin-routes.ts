@@ -1,7 +1,8 @@
 import { Hono } from "hono";
 import { z } from "zod";
 import type { Env } from "../env";
-import { notFound, ProblemError, GUARD_PROBLEM_BASE, badRequest } from "../problem";
+import type { ProblemError } from "../problem";
+import { badRequest, guardError, notFound } from "../guard-errors";
 import { tenantObjectName } from "../proxy/identity";
 import type { KeyChange } from "../tenant-guard";
 import { ANONYMOUS_TENANT, configWarnings, tenantConfigSchema, tenantNameSchema } from "../tenant/tenant-config";
@@ -42,7 +43,7 @@ function tenantParam(raw: string | undefined): string {
 }
 
 function conflict(detail: string): ProblemError {
-  return new ProblemError({ type: `${GUARD_PROBLEM_BASE}conflict`, title: "Conflict", status: 409, detail });
+  return guardError("conflict", detail);
 }
 
 /**

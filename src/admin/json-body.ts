@@ -1,16 +1,12 @@
 import type { z } from "zod";
-import { GUARD_PROBLEM_BASE, ProblemError, badRequest } from "../problem";
+import { ProblemError } from "../problem";
+import { badRequest, guardError } from "../guard-errors";
 
 /** Admin bodies are small config documents; anything larger is refused before parsing. */
 export const MAX_ADMIN_BODY_BYTES = 64 * 1024;
 
 function tooLarge(): ProblemError {
-  return new ProblemError({
-    type: `${GUARD_PROBLEM_BASE}body-too-large`,
-    title: "Content Too Large",
-    status: 413,
-    detail: `the body exceeds ${MAX_ADMIN_BODY_BYTES} bytes`,
-  });
+  return guardError("body_too_large", `the body exceeds ${MAX_ADMIN_BODY_BYTES} bytes`);
 }
 
 /** Reads at most MAX_ADMIN_BODY_BYTES, whatever Content-Length claims. */
@@ -54,12 +50,7 @@ export async function readJson(request: Request, options: { optional?: boolean }
     throw badRequest("a JSON body is required");
   }
   if (!/^application\/(?:[\w.+-]+\+)?json\b/i.test(type)) {
-    throw new ProblemError({
-      type: `${GUARD_PROBLEM_BASE}unsupported-media-type`,
-      title: "Unsupported Media Type",
-      status: 415,
-      detail: `the body must be application/json (got '${type.slice(0, 100)}')`,
-    });
+    throw guardError("unsupported_media_type", `the body must be application/json (got '${type.slice(0, 100)}')`);
   }
   try {
     return JSON.parse(text);

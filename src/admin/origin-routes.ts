@@ -2,7 +2,7 @@ import type { Hono } from "hono";
 import type { Env } from "../env";
 import { type OriginConfig, originConfigSchema } from "../origin/origin-config";
 import { OriginDirectory } from "../origin/origin-directory";
-import { notFound } from "../problem";
+import { notFound } from "../guard-errors";
 import { parseOrThrow, readJson } from "./json-body";
 import { originStats, shard } from "./origin-stats";
 

@@ -9,7 +9,7 @@ import { enterFailOpen } from "../edge/fail-open-gate";
 import type { Env } from "../env";
 import { ORIGIN_BOUNDS, type OriginConfig } from "../origin/origin-config";
 import type { OriginRelease } from "../origin/origin-rpc";
-import { GUARD_PROBLEM_BASE, problemResponse } from "../problem";
+import { guardErrorResponse } from "../guard-errors";
 import { setRateLimitFields } from "../ratelimit-fields";
 import type { ReleaseOutcome } from "../admission/counters";
 import { type OriginFetch, forwardToOrigin, originTarget } from "./forward";
@@ -221,11 +221,7 @@ async function send(
       case "failed":
         console.error(`origin fetch for '${plan.identity.tenant.name}' failed`, result.error);
         finish("origin_failed", 502);
-        return problemResponse({
-          type: `${GUARD_PROBLEM_BASE}origin-unreachable`,
-          title: "Bad Gateway",
-          status: 502,
-          detail: "the origin could not be reached or reset the connection",
+        return guardErrorResponse("origin_unreachable", "the origin could not be reached or reset the connection", {
           reason: "origin_failed",
         });
       case "response": {

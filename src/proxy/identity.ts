@@ -1,5 +1,5 @@
 import type { GuardConfig } from "../config";
-import { ProblemError } from "../problem";
+import { guardError } from "../guard-errors";
 import { compileRoutes } from "../tenant/route-rules";
 import type { AdmissionLimits } from "../admission/limits";
 import { KeyLookupBudget } from "../edge/key-lookup-budget";
@@ -88,13 +88,10 @@ export async function anonymousIdentity(
   now: number,
 ): Promise<Identity> {
   if (config.unknownKeys === "reject") {
-    throw new ProblemError(
-      {
-        type: "about:blank",
-        title: "Unauthorized",
-        status: 401,
-        detail: apiKey ? "the API key in x-api-key is not registered" : "an API key is required in x-api-key",
-      },
+    throw guardError(
+      "unauthorized",
+      apiKey ? "the API key in x-api-key is not registered" : "an API key is required in x-api-key",
+      {},
       { "www-authenticate": 'ApiKey header="x-api-key"' },
     );
   }

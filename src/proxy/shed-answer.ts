@@ -1,3 +1,4 @@
+import { CLIENT_GONE_STATUS } from "../guard-errors";
 import type { ShedReason } from "../admission/shed-reason";
 import type { DecisionEvent, DecisionSink } from "../analytics";
 import { pessimisticQuota, shedResponse } from "../signals";
@@ -65,5 +66,5 @@ export function shed(ports: ShedContext, request: Request, plan: Plan, facts: Sh
 
 /** The client went away: nobody is there to read an answer, so the status is for the logs only. */
 export function clientGone(): Response {
-  return new Response(null, { status: 499 });
+  return new Response(null, { status: CLIENT_GONE_STATUS });
 }
