@@ -110,8 +110,8 @@ export async function forwardAdmitted(fc: ForwardContext, admission: Admitted): 
     if (gate.kind === "unavailable") {
       console.error("origin stage unavailable", gate.error);
       // Already let through on the fail-open limiter: that one slot covers this stage too.
-      leaveFailOpen = admission.decidedAt === "fail-open" ? null : failOpenSlot(guardConfig(env));
-      if (!leaveFailOpen && admission.decidedAt !== "fail-open") {
+      leaveFailOpen = admission.failOpen ? null : failOpenSlot(guardConfig(env));
+      if (!leaveFailOpen && !admission.failOpen) {
         admission.release("not_forwarded");
         return shed(ports, request, plan, {
           reason: "guard_unavailable",
@@ -125,7 +125,7 @@ export async function forwardAdmitted(fc: ForwardContext, admission: Admitted): 
       ticket = gate.ticket;
     }
   }
-  const degraded = admission.decidedAt === "fail-open" || leaveFailOpen !== null;
+  const degraded = admission.failOpen || leaveFailOpen !== null;
   return send(fc, admission, ticket, degraded, leaveFailOpen);
 }
 

@@ -168,6 +168,7 @@ function failOpenAdmission(leave: () => void, quota: Admitted["quota"]): Admitte
     waitedMs: 0,
     quota,
     decidedAt: "fail-open",
+    failOpen: true,
     release: () => leave(),
   };
 }

@@ -27,7 +27,10 @@ export interface Admitted {
   readonly requestId: string;
   readonly waitedMs: number;
   readonly quota: Quota;
+  /** Where it was decided, for analytics: read `failOpen` to act on it. */
   readonly decidedAt: "object" | "edge" | "fail-open";
+  /** Admitted on this isolate's fail-open limiter, no object asked: that one slot covers every stage. */
+  readonly failOpen: boolean;
   /** Gives the slot back; never blocks the response. */
   readonly release: (outcome: ReleaseOutcome) => void;
 }

@@ -82,6 +82,7 @@ export async function passTenantStage(
       waitedMs: slot.waitedMs,
       quota: slot.quota ?? pessimisticQuota(identity.tenant.config),
       decidedAt: slot.decidedAt,
+      failOpen: false,
       release: slot.release,
     },
   };
