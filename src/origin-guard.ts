@@ -51,6 +51,7 @@ import { originSaturation } from "./origin/origin-verdict";
 import type { OriginWaiter } from "./origin/origin-waiter";
 import { holdKindOf, holdsCovering } from "./origin/origin-holds";
 import { baselineOf } from "./origin/party-evidence";
+import { routeClassKey } from "./origin/origin-party";
 
 /** Runtime state is written at most this often (as in the tenant object; see FLUSH_INTERVAL_MS there). */
 const ORIGIN_FLUSH_INTERVAL_MS = 250;
@@ -325,7 +326,7 @@ export class OriginGuard extends DurableObject<Env> {
    */
   private slowAfterMs(limits: OriginLimits, lease: OriginLease): number {
     const evidence = this.core?.adaptive.evidence;
-    const own = evidence ? baselineOf(evidence, lease.tenant, `${lease.method} ${lease.route}`) : null;
+    const own = evidence ? baselineOf(evidence, lease.tenant, routeClassKey(lease.method, lease.route)) : null;
     const typical = own ?? this.core?.serviceMsEwma ?? null;
     return typical === null ? 0 : typical * limits.latencyTolerance;
   }

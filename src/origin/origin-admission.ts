@@ -37,6 +37,7 @@ import {
   isRateHold,
   nextHoldEnd,
 } from "./origin-holds";
+import { routeClassKey } from "./origin-party";
 import { own } from "../own-keys";
 
 export interface OriginState {
@@ -327,7 +328,7 @@ export function learn(state: OriginState, limits: OriginLimits, feedback: Origin
           kind: "latency",
           ms: feedback.latencyMs,
           party: feedback.tenant,
-          route: `${feedback.method} ${feedback.route}`,
+          route: routeClassKey(feedback.method, feedback.route),
         };
   if (sample) next = { ...next, adaptive: recordSample(next.adaptive, sample, adaptiveBounds(limits), now) };
   const subject = { party: feedback.holdParty, route: feedback.route };

@@ -41,3 +41,8 @@ export function routePrefix(pathname: string): string {
 export function routeMethod(method: string): string {
   return ROUTE_METHOD.test(method) ? method : "OTHER";
 }
+
+/** The route class the adaptive limit keeps baselines for: method and prefix (`GET /v1/reports`). */
+export function routeClassKey(method: string, prefix: string): string {
+  return `${method} ${prefix}`;
+}
