@@ -1,26 +1,11 @@
 import { afterEach, describe, expect, it } from "vitest";
+import { closeLabOrigins, labOrigin } from "./lab-origin";
 
-interface LabOrigin {
-  listen(port?: number): Promise<number>;
-  close(): Promise<void>;
-}
-
-// The lab's origin is plain JavaScript (bench/origin.mjs); imported by a computed path so the
-// type checker does not look for its declarations.
-const ORIGIN_MODULE = "../../bench/origin.mjs";
-const { createOrigin } = (await import(/* @vite-ignore */ ORIGIN_MODULE)) as {
-  createOrigin: (opts?: Record<string, unknown>) => LabOrigin;
-};
-
-let origin: LabOrigin | undefined;
-afterEach(async () => {
-  await origin?.close();
-  origin = undefined;
-});
+afterEach(closeLabOrigins);
 
 describe("the lab and demo origin's control paths (issue 13, item 13)", () => {
   it("refuses /__origin/* on a request the guard forwarded, and serves it on loopback", async () => {
-    origin = createOrigin({ serviceMs: 1 });
+    const origin = labOrigin({ serviceMs: 1 });
     const port = await origin.listen(0);
     const base = `http://127.0.0.1:${port}`;
     const through = await fetch(`${base}/__origin/reset`, {

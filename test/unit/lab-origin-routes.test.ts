@@ -1,25 +1,10 @@
 import { afterEach, describe, expect, it } from "vitest";
+import { closeLabOrigins, createOrigin, labOrigin } from "./lab-origin";
 
-interface LabOrigin {
-  listen(port?: number): Promise<number>;
-  close(): Promise<void>;
-}
-
-// The lab's origin is plain JavaScript (bench/origin.mjs); imported by a computed path so the
-// type checker does not look for its declarations.
-const ORIGIN_MODULE = "../../bench/origin.mjs";
-const { createOrigin } = (await import(/* @vite-ignore */ ORIGIN_MODULE)) as {
-  createOrigin: (opts?: Record<string, unknown>) => LabOrigin;
-};
-
-let origin: LabOrigin | undefined;
-afterEach(async () => {
-  await origin?.close();
-  origin = undefined;
-});
+afterEach(closeLabOrigins);
 
 async function start(opts: Record<string, unknown>): Promise<string> {
-  origin = createOrigin({ jitter: 0, ...opts });
+  const origin = labOrigin({ jitter: 0, ...opts });
   return `http://127.0.0.1:${await origin.listen(0)}`;
 }
 
