@@ -159,7 +159,8 @@ function sampleOf(t, s) {
     inFlightByPriority: s?.inFlightByPriority,
     // Not in the contract; the implementation reports the origin latency its limiter sees.
     latencyMs: s?.latency?.lastMs ?? NaN,
-    baselineMs: s?.latency?.baselineMs ?? NaN,
+    // The latest window's latency over the parties' own baselines (1 = at baseline).
+    ratio: s?.latency?.ratio ?? NaN,
     serviceMs: s?.latency?.serviceMs ?? NaN,
     ...unknownFields(s),
   };
@@ -168,7 +169,7 @@ function sampleOf(t, s) {
 /** The limit and latency fields sampleOf reads; any others are kept as they come (unknownFields). */
 const KNOWN_FIELDS = {
   limit: ["ceiling", "floor", "adaptive", "capacity", "effective"],
-  latency: ["baselineMs", "lastMs", "serviceMs"],
+  latency: ["ratio", "lastMs", "serviceMs"],
 };
 
 /**
@@ -303,7 +304,7 @@ function range(values) {
   return lo === hi ? f(lo) : `${f(lo)}-${f(hi)}`;
 }
 
-function max(values) {
+export function max(values) {
   const v = values.filter(Number.isFinite);
   return v.length ? String(Math.max(...v)) : "-";
 }

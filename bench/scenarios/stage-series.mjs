@@ -5,6 +5,7 @@
 // effective limit (min-max over the polls), what the stage held and queued at most, the latencies
 // its limiter compares, and any stats fields the bench does not know yet (see sampleOf).
 import { isShed } from "../stats.mjs";
+import { max } from "./origin-stage.mjs";
 
 const EXTRA_CHARS = 160; // of the unknown fields' JSON per row: enough to see what they are
 
@@ -12,8 +13,9 @@ const EXTRA_CHARS = 160; // of the unknown fields' JSON per row: enough to see w
 export const SERIES_INTRO = [
   "Per second since the flood started, on one clock through all phases: `2xx` and `shed` (429/503) answers",
   "completed in it; the stage's `adaptive` estimate and `effective` limit (min-max over GET /__guard/origin",
-  "polled every 250 ms), in flight and queued at most; `baseline`, `last` (the latest window's mean) and",
-  "`service` (average) latency in ms as the stage reports them.",
+  "polled every 250 ms), in flight and queued at most; `ratio`, the latest window's latency over the",
+  "parties' own baselines (1 = at baseline); `last` (the latest window's mean) and `service` (average)",
+  "latency in ms as the stage reports them.",
 ];
 
 /**
@@ -27,7 +29,7 @@ export function stageSeries(samples, phases, endMs) {
   for (const p of phases) if (p.load) addAnswers(bins, p.load, p.atMs);
   for (const s of samples) bins[Math.floor(s.t / 1000)]?.s.push(s);
   const withExtra = samples.some((s) => s.extra);
-  const head = ["s", "phase", "2xx", "shed", "adaptive", "effective", "in flight", "queued", "baseline", "last"];
+  const head = ["s", "phase", "2xx", "shed", "adaptive", "effective", "in flight", "queued", "ratio", "last"];
   head.push("service", ...(withExtra ? ["other fields (last poll)"] : []));
   const rows = bins.map((b, i) => [
     String(i),
@@ -36,9 +38,9 @@ export function stageSeries(samples, phases, endMs) {
     String(b.shed),
     span(b.s.map((s) => s.adaptive)),
     span(b.s.map((s) => s.effective)),
-    most(b.s.map((s) => s.inFlight)),
-    most(b.s.map((s) => s.queued)),
-    span(b.s.map((s) => Math.round(s.baselineMs))),
+    max(b.s.map((s) => s.inFlight)),
+    max(b.s.map((s) => s.queued)),
+    span(b.s.map((s) => s.ratio)),
     span(b.s.map((s) => Math.round(s.latencyMs))),
     span(b.s.map((s) => Math.round(s.serviceMs))),
     ...(withExtra ? [extraText(b.s)] : []),
@@ -49,7 +51,7 @@ export function stageSeries(samples, phases, endMs) {
 /** The last sample before `atMs` and the last of all: the limits going into a phase and at the end. */
 export function limitsAround(samples, atMs) {
   const before = samples.filter((s) => s.t < atMs).at(-1);
-  const pick = (s) => s && { t: s.t, adaptive: s.adaptive, effective: s.effective, baselineMs: s.baselineMs };
+  const pick = (s) => s && { t: s.t, adaptive: s.adaptive, effective: s.effective, ratio: s.ratio };
   return { before: pick(before), end: pick(samples.at(-1)) };
 }
 
@@ -96,11 +98,6 @@ function span(values) {
   const lo = Math.min(...v);
   const hi = Math.max(...v);
   return lo === hi ? f(lo) : `${f(lo)}-${f(hi)}`;
-}
-
-function most(values) {
-  const v = values.filter(Number.isFinite);
-  return v.length ? String(Math.max(...v)) : "-";
 }
 
 function extraText(samples) {
