@@ -1,12 +1,13 @@
 import { z } from "zod";
 import type { Env } from "./env";
+import { type IdentityConfig, parseIdentityConfig } from "./identity/identity-config";
 import { TOKEN_CHARS, TOKEN_CHARS_MESSAGE } from "./tenant/api-key-format";
 
 /**
  * The Worker's settings, parsed from its bindings once per isolate. A bad value is reported by
  * name with the value it had, on the first request, instead of failing obscurely later.
  */
-export interface GuardConfig {
+export interface GuardConfig extends IdentityConfig {
   readonly originUrl: URL;
   /** null disables the admin API: it fails closed, never open. */
   readonly adminToken: string | null;
@@ -88,11 +89,20 @@ function parseEnv(env: Env): GuardConfig | ConfigError {
     FAIL_OPEN_MAX_IN_FLIGHT: env.FAIL_OPEN_MAX_IN_FLIGHT || undefined,
     WAITER_WAKE: env.WAITER_WAKE || undefined,
   });
-  if (!result.success) {
-    const fields = [...new Set(result.error.issues.map((issue) => issue.path.join(".")))];
-    const problems = result.error.issues.map((issue) => {
-      const field = issue.path.join(".");
-      return `${field} ${issue.message} (got ${JSON.stringify((env as unknown as Record<string, unknown>)[field])})`;
+  const identity = parseIdentityConfig(env);
+  if (!result.success || !identity.ok) {
+    const issues = [
+      ...(result.success
+        ? []
+        : result.error.issues.map((issue) => ({ setting: issue.path.join("."), ...issue, echo: true }))),
+      ...(identity.ok ? [] : identity.problems),
+    ];
+    const fields = [...new Set(issues.map((issue) => issue.setting))];
+    const problems = issues.map((issue) => {
+      const value = issue.echo
+        ? JSON.stringify((env as unknown as Record<string, unknown>)[issue.setting])
+        : "a secret, not shown";
+      return `${issue.setting} ${issue.message} (got ${value})`;
     });
     return new ConfigError(
       `guard misconfigured: ${problems.join("; ")}`,
@@ -113,5 +123,6 @@ function parseEnv(env: Env): GuardConfig | ConfigError {
     failMode: data.FAIL_MODE,
     failOpenMaxInFlight: data.FAIL_OPEN_MAX_IN_FLIGHT,
     waiterWake: data.WAITER_WAKE,
+    ...identity.config,
   };
 }

@@ -1,9 +1,10 @@
+import type { IdentityEnv } from "./identity/identity-config";
 import type { KeyRegistry } from "./key-registry";
 import type { OriginGuard } from "./origin-guard";
 import type { TenantGuard } from "./tenant-guard";
 
 /** The Worker's bindings, as declared in wrangler.toml. Parsed into `GuardConfig` by config.ts. */
-export interface Env {
+export interface Env extends IdentityEnv {
   readonly TENANT_GUARD: DurableObjectNamespace<TenantGuard>;
   readonly ORIGIN_GUARD: DurableObjectNamespace<OriginGuard>;
   readonly KEY_REGISTRY: DurableObjectNamespace<KeyRegistry>;

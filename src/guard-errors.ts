@@ -18,6 +18,8 @@ export const GUARD_ERRORS = {
   bad_path: { status: 400, type: "about:blank", title: "Bad Request" },
   /** No or a wrong admin token, or (UNKNOWN_KEYS=reject) no registered API key. */
   unauthorized: { status: 401, type: "about:blank", title: "Unauthorized" },
+  /** IDENTITY=jwt: the bearer token failed verification; `reason` says which check (identity/jwt-verifier.ts). */
+  invalid_token: { status: 401, type: `${GUARD_PROBLEM_BASE}invalid-token`, title: "Unauthorized" },
   not_found: { status: 404, type: "about:blank", title: "Not Found" },
   /** An admin change that contradicts what is stored (a key owned by another tenant, say). */
   conflict: { status: 409, type: `${GUARD_PROBLEM_BASE}conflict`, title: "Conflict" },

@@ -70,7 +70,7 @@ const SHED_RESPONSES: Record<ShedReason, ShedMapping> = {
     ...reducedCapacity,
     violated: [CONCURRENCY_POLICY],
     detail: () =>
-      "requests without a registered API key are at their shared bound; send a registered key in x-api-key, or retry later",
+      "requests without a registered API key or token are at their shared bound; send your key or token, or retry later",
   },
   origin_saturated: {
     ...reducedCapacity,

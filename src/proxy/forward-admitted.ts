@@ -13,6 +13,7 @@ import { guardErrorResponse } from "../guard-errors";
 import { setRateLimitFields } from "../ratelimit-fields";
 import type { ReleaseOutcome } from "../admission/counters";
 import { type OriginFetch, forwardToOrigin, originTarget } from "./forward";
+import { clientIpOf, credentialHeader } from "../identity/credential";
 import { clientResponseHeaders, originRequestHeaders } from "./header-hygiene";
 import { capacityGrant, retryAfterMs } from "./origin-feedback";
 import { holdKindOf } from "../origin/origin-holds";
@@ -197,9 +198,10 @@ async function send(
       priority: plan.priority,
       deadline: plan.deadline,
       timeoutMs,
-      clientIp: request.headers.get("cf-connecting-ip"),
+      clientIp: clientIpOf(request.headers),
       publicUrl: url,
       requestId: admission.requestId,
+      ...(config.credentialToOrigin === "strip" ? { stripCredential: credentialHeader(config.identity) } : {}),
     });
     if (ticket) headers.set("x-guard-origin-limit", String(ticket.limit));
     const result = await forwardToOrigin(

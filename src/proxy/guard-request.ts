@@ -6,6 +6,8 @@
  */
 import { guardConfig } from "../config";
 import type { Env } from "../env";
+import { apiKeyOf, clientIpOf, credentialOf } from "../identity/credential";
+import { JwksUnavailable } from "../identity/jwks-source";
 import { OriginDirectory } from "../origin/origin-directory";
 import { pessimisticQuota } from "../signals";
 import { DirectoryUnavailable, TenantDirectory } from "../tenant/tenant-directory";
@@ -37,11 +39,11 @@ export async function guardRequest(
   const directory = new TenantDirectory(env.TENANTS);
   const url = new URL(request.url);
   url.pathname = path;
-  const clientIp = request.headers.get("cf-connecting-ip");
-  const apiKey = request.headers.get("x-api-key");
+  const clientIp = clientIpOf(request.headers);
+  const credential = credentialOf(request.headers, config.identity);
   const origin = await new OriginDirectory(env.TENANTS).config(now);
 
-  const identity = await orUnavailable(resolveIdentity(apiKey, clientIp, directory, config, now));
+  const identity = await orUnavailable(resolveIdentity(credential, clientIp, directory, config, now));
   let current = plan(request, url, identity ?? fallbackIdentity(clientIp), now);
   const forward = (admitted: Admitted) => {
     const fc: ForwardContext = { request, url, env, ctx, ports, plan: current, origin };
@@ -61,8 +63,8 @@ export async function guardRequest(
   let gate: TenantGate = await passTenantStage(env, ctx, request, current, ports.random);
   if (gate.kind === "unconfigured" && !current.identity.carriedLimits) {
     // The tenant was deleted while this isolate still had its key cached: forget it here now.
-    directory.forget(apiKey, current.identity.tenant.name);
-    const anonymous = await orUnavailable(anonymousIdentity(apiKey, clientIp, directory, config, now));
+    directory.forget(apiKeyOf(credential), current.identity.tenant.name);
+    const anonymous = await orUnavailable(anonymousIdentity(credential, clientIp, directory, config, now));
     current = plan(request, url, anonymous ?? fallbackIdentity(clientIp), Date.now());
     if (!anonymous) return whenUnavailable();
     gate = await passTenantStage(env, ctx, request, current, ports.random);
@@ -150,13 +152,13 @@ export async function guardRequest(
   }
 }
 
-/** The identity, or null when the directory could not be read (logged); other errors go on. */
+/** The identity, or null when the directory or the JWKS could not be read (logged); other errors go on. */
 async function orUnavailable(resolving: Promise<Identity>): Promise<Identity | null> {
   try {
     return await resolving;
   } catch (error) {
-    if (!(error instanceof DirectoryUnavailable)) throw error;
-    console.error("tenant directory unavailable", error.message, error.cause);
+    if (!(error instanceof DirectoryUnavailable || error instanceof JwksUnavailable)) throw error;
+    console.error("identity unavailable", error.message, error.cause);
     return null;
   }
 }

@@ -69,10 +69,15 @@ export interface OriginAssertions {
   readonly clientIp: string | null;
   readonly publicUrl: URL;
   readonly requestId: string;
+  /**
+   * The credential header the guard read (CREDENTIAL_TO_ORIGIN=strip), never forwarded; absent,
+   * it is forwarded: an origin behind the guard usually authenticates the request itself.
+   */
+  readonly stripCredential?: string;
 }
 
 export function originRequestHeaders(client: Headers, asserted: OriginAssertions): Headers {
-  const headers = withoutHopByHop(client, isGuardAsserted);
+  const headers = withoutHopByHop(client, (name) => isGuardAsserted(name) || name === asserted.stripCredential);
   if (asserted.clientIp) headers.set("x-forwarded-for", asserted.clientIp);
   headers.set("x-forwarded-proto", asserted.publicUrl.protocol.replace(":", ""));
   headers.set("x-forwarded-host", asserted.publicUrl.host);

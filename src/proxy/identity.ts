@@ -3,7 +3,15 @@ import { guardError } from "../guard-errors";
 import { compileRoutes } from "../tenant/route-rules";
 import type { AdmissionLimits } from "../admission/limits";
 import { KeyLookupBudget } from "../edge/key-lookup-budget";
-import { ANONYMOUS_TENANT, DEFAULT_ANONYMOUS_CONFIG, aggregateLimitsOf, limitsOf } from "../tenant/tenant-config";
+import { type Credential, challenge, refusalDetail } from "../identity/credential";
+import { verifierFor } from "../identity/jwt-verifier";
+import {
+  ANONYMOUS_TENANT,
+  DEFAULT_ANONYMOUS_CONFIG,
+  TENANT_NAME_PATTERN,
+  aggregateLimitsOf,
+  limitsOf,
+} from "../tenant/tenant-config";
 import type { EdgeTenant, TenantDirectory } from "../tenant/tenant-directory";
 
 /** Who a request is charged to, and which object decides for it. */
@@ -57,19 +65,47 @@ export function clientBucket(ip: string | null): string {
     .join(":")}::/64`;
 }
 
+/**
+ * The tenant a request's credential names: an API key through the key directory, a JWT by its
+ * tenant claim once verified (a refused token is a 401 saying why). No credential, or one that
+ * names no configured tenant, is anonymous (or 401 with UNKNOWN_KEYS=reject).
+ */
 export async function resolveIdentity(
-  apiKey: string | null,
+  credential: Credential,
   clientIp: string | null,
   directory: TenantDirectory,
   config: GuardConfig,
   now: number,
 ): Promise<Identity> {
-  const entry = apiKey
-    ? await directory.tenantForKey(apiKey, now, () => keyLookups.take(clientBucket(clientIp), now))
-    : null;
-  const tenant = entry ? await directory.tenant(entry.tenant, now) : null;
+  const name = await tenantNamed(credential, clientIp, directory, config, now);
+  const tenant = name ? await directory.tenant(name, now) : null;
   if (tenant) return { tenant, objectName: tenantObjectName(tenant.name), carriedLimits: undefined };
-  return anonymousIdentity(apiKey, clientIp, directory, config, now);
+  return anonymousIdentity(credential, clientIp, directory, config, now, name ?? undefined);
+}
+
+async function tenantNamed(
+  credential: Credential,
+  clientIp: string | null,
+  directory: TenantDirectory,
+  config: GuardConfig,
+  now: number,
+): Promise<string | null> {
+  if (credential.kind === "key") {
+    const entry = await directory.tenantForKey(credential.key, now, () => keyLookups.take(clientBucket(clientIp), now));
+    return entry?.tenant ?? null;
+  }
+  if (credential.kind === "none" || config.identity.kind !== "jwt") return null;
+  const verdict = await verifierFor(config.identity.jwt, config.identity.keys, now).verify(credential.token, now);
+  if (verdict.kind === "invalid") {
+    throw guardError(
+      "invalid_token",
+      verdict.detail,
+      { reason: verdict.reason },
+      { "www-authenticate": challenge(config.identity, verdict.detail) },
+    );
+  }
+  // `anonymous` has no credentials of its own: a token cannot claim the shared anonymous bucket.
+  return TENANT_NAME_PATTERN.test(verdict.tenant) && verdict.tenant !== ANONYMOUS_TENANT ? verdict.tenant : "";
 }
 
 /**
@@ -81,18 +117,20 @@ export function fallbackIdentity(clientIp: string | null): Identity {
 }
 
 export async function anonymousIdentity(
-  apiKey: string | null,
+  credential: Credential,
   clientIp: string | null,
   directory: TenantDirectory,
   config: GuardConfig,
   now: number,
+  claimedTenant?: string,
 ): Promise<Identity> {
   if (config.unknownKeys === "reject") {
+    const detail = refusalDetail(config.identity, credential, claimedTenant);
     throw guardError(
       "unauthorized",
-      apiKey ? "the API key in x-api-key is not registered" : "an API key is required in x-api-key",
+      detail,
       {},
-      { "www-authenticate": 'ApiKey header="x-api-key"' },
+      { "www-authenticate": challenge(config.identity, credential.kind === "none" ? undefined : detail) },
     );
   }
   return anonymousOf((await directory.tenant(ANONYMOUS_TENANT, now)) ?? defaultAnonymous, clientIp);

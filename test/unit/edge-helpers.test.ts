@@ -96,6 +96,13 @@ describe("header hygiene", () => {
     expect(headers.get("accept")).toBe("application/json");
   });
 
+  it("drops the credential header the guard read when told to strip it, and only that one", () => {
+    const client = new Headers({ authorization: "Bearer t", "x-api-key": "k" });
+    const headers = originRequestHeaders(client, { ...asserted, stripCredential: "authorization" });
+    expect(headers.has("authorization")).toBe(false);
+    expect(headers.get("x-api-key")).toBe("k");
+  });
+
   it("keeps the origin's end-to-end response headers, including its encoding", () => {
     const origin = new Headers({
       "content-encoding": "gzip",
