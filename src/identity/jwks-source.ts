@@ -16,7 +16,7 @@
  * - the body is at most MAX_JWKS_BYTES (64 KiB) and MAX_JWKS_MEMBERS keys, else refused.
  */
 import { LruCache } from "../lru-cache";
-import { MAX_JWKS_MEMBERS, type VerificationKey, parseJwks } from "./jwks";
+import { type VerificationKey, parseJwks } from "./jwks";
 
 export const JWKS_TIMING = {
   maxAgeMs: 10 * 60_000,
@@ -134,7 +134,7 @@ export class RemoteJwks implements KeySource {
       }
       const parsed = parseJwks(JSON.parse(await boundedText(response, MAX_JWKS_BYTES)), false);
       if (parsed.kind === "invalid") throw new Error(`JWKS refused: ${parsed.problem}`);
-      this.set = { keys: parsed.keys.slice(0, MAX_JWKS_MEMBERS), fetchedAt: now };
+      this.set = { keys: parsed.keys, fetchedAt: now };
     } catch (error) {
       const why = error instanceof Error ? error.message : String(error);
       console.error(`JWKS fetch from ${this.url.host} failed (${why}); the last set serves within its staleness bound`);
