@@ -1,7 +1,25 @@
 import { afterEach, describe, expect, it } from "vitest";
+import { env } from "cloudflare:workers";
+import { runInDurableObject } from "cloudflare:test";
+import { DEFAULT_TIMEOUT_MS } from "../../src/admission/deadline";
+import { LEASE_GRACE_MS } from "../../src/admission/leases";
+import { LEASE_TIMING } from "../../src/lease/lease-protocol";
+import type { OriginGuard } from "../../src/origin-guard";
+import { clearTenantLeases } from "../../src/proxy/tenant-stage";
+import type { TenantGuard } from "../../src/tenant-guard";
 import { type FakeOrigin, type OriginHandler, eventStreamOrigin, installFakeOrigin } from "./fake-origin";
 import type { TenantConfig } from "../../src/tenant/tenant-config";
-import { admin, createTenant, proxied, recordingGuard, statsReported, statsWhen, uniqueTenant } from "./support";
+import {
+  admin,
+  createTenant,
+  proxied,
+  recordingGuard,
+  stats,
+  statsReported,
+  statsWhen,
+  tenantStub,
+  uniqueTenant,
+} from "./support";
 
 let origin: FakeOrigin | undefined;
 afterEach(async () => {
@@ -142,5 +160,31 @@ describe("streamed routes: the deadline bounds the time to headers", () => {
     expect(view.stats.inFlight).toBe(0);
     expect(view.stats.latency.serviceMs).not.toBeNull();
     expect(view.stats.latency.serviceMs!).toBeLessThan(300);
+  });
+
+  it("keeps a stream's slots past where a deadline's lease would be reclaimed, up to its maxStreamMs", async () => {
+    const put = await admin("PUT", "/origin", { maxInFlight: 4, minInFlight: 1 });
+    expect(put.status).toBe(200);
+    origin = installFakeOrigin(eventStreamOrigin(10, 100));
+    const { tenant, key } = streamingTenant("reap", { maxStreamMs: 60_000 });
+    const startedAt = Date.now();
+    const streaming = proxied(await key, "/events").then((response) => readAll(response, startedAt));
+    await statsWhen(tenant, (x) => x.state.inFlight === 1);
+    const shard = env.ORIGIN_GUARD.getByName("origin:0");
+    const inFlightAt = async (now: number) => {
+      await runInDurableObject(shard, (instance: OriginGuard) => instance.reapAt(now));
+      const view = (await (await admin("GET", "/origin")).json()) as { stats: { inFlight: number } };
+      return view.stats.inFlight;
+    };
+    // Past its deadline (300 ms) and the grace, the stream still runs: its origin slot stays taken.
+    expect(await inFlightAt(startedAt + 300 + LEASE_GRACE_MS + 1_000)).toBe(1);
+    // Past the stream's own limit too, its holder is presumed gone.
+    expect(await inFlightAt(startedAt + 300 + 60_000 + LEASE_GRACE_MS + 1_000)).toBe(0);
+    // The tenant's object keeps a vanished isolate's slots as long as a stream could run.
+    clearTenantLeases();
+    const lapse = startedAt + LEASE_TIMING.ttlMs + DEFAULT_TIMEOUT_MS + LEASE_TIMING.graceMs + 1_000;
+    await runInDurableObject(tenantStub(tenant), (instance: TenantGuard) => instance.reapAt(lapse));
+    expect((await stats(tenant)).state.inFlight).toBe(1);
+    expect((await streaming).events).toHaveLength(10);
   });
 });
