@@ -259,7 +259,7 @@ async function send(
         const ended = (end: BodyEnd) => {
           result.abort.stop();
           if (end !== "failed") return finish(end, upstream.status);
-          const { outcome, reason } = failedOutcome(result.abort.cause());
+          const { outcome, reason } = failedOutcome(result.abort.cause(), request.signal?.aborted === true);
           finish(outcome, upstream.status, false, reason);
         };
         const body = passBody ? releaseOnEnd(passBody, ended) : null;

@@ -54,13 +54,20 @@ export function originAbort(timeoutMs: number, maxStreamMs: number | null): Orig
  * How a request whose body failed ended, by what aborted it. A stream cut at `maxStreamMs`
  * releases as `cancelled`: the guard closed the origin's connection itself, so nothing is left
  * running there and its slot is free at once (a deadline abort's slot lingers, since the origin
- * may still be at work). Analytics tells the cut apart as `stream_cut`.
+ * may still be at work). Analytics tells the cut apart as `stream_cut`. A body that failed after
+ * its client left (the client's signal aborts the fetch too) is the client's cancel, not an
+ * origin failure: leaving an event feed is what its clients do, and an origin failure is a drop
+ * for the adaptive limit, which no client may pull down by coming and going.
  */
-export function failedOutcome(cause: AbortCause | null): {
+export function failedOutcome(
+  cause: AbortCause | null,
+  clientGone: boolean,
+): {
   readonly outcome: ReleaseOutcome;
   readonly reason: string;
 } {
   if (cause === "deadline") return { outcome: "deadline_exceeded", reason: "deadline_exceeded" };
   if (cause === "stream_limit") return { outcome: "cancelled", reason: "stream_cut" };
+  if (clientGone) return { outcome: "cancelled", reason: "cancelled" };
   return { outcome: "origin_failed", reason: "origin_failed" };
 }

@@ -130,6 +130,22 @@ describe("streamed routes: the deadline bounds the time to headers", () => {
     expect(s.counters).toMatchObject({ deadlineExceeded: 0, reaped: 0 });
   });
 
+  it("counts a client that leaves mid-stream as cancelled, never as an origin failure", async () => {
+    origin = installFakeOrigin(eventStreamOrigin(20, 100));
+    const { tenant, key } = streamingTenant("leave");
+    const guard = recordingGuard();
+    const client = new AbortController();
+    const sent = await guard.send(await key, {}, { path: "/events", read: false, signal: client.signal });
+    const reader = sent.response.body!.getReader();
+    await reader.read();
+    await reader.read();
+    client.abort();
+    await expect(reader.read()).rejects.toBeDefined();
+    expect(guard.events.at(-1)).toMatchObject({ outcome: "admitted", reason: "cancelled" });
+    const s = await statsWhen(tenant, (x) => x.counters.released >= 1 && x.state.inFlight === 0);
+    expect(s.counters).toMatchObject({ originFailed: 0, released: 1 });
+  });
+
   it("still cuts a route that does not stream at its deadline, body included", async () => {
     origin = installFakeOrigin(eventStreamOrigin(10, 100));
     const { key } = streamingTenant("plain");

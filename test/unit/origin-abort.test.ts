@@ -46,9 +46,14 @@ describe("origin abort: the deadline bounds a streamed route's headers, maxStrea
   });
 
   it("reads a cut stream as cancelled (nothing left running at the origin), told apart as stream_cut", () => {
-    expect(failedOutcome("stream_limit")).toEqual({ outcome: "cancelled", reason: "stream_cut" });
-    expect(failedOutcome("deadline")).toEqual({ outcome: "deadline_exceeded", reason: "deadline_exceeded" });
-    expect(failedOutcome(null)).toEqual({ outcome: "origin_failed", reason: "origin_failed" });
+    expect(failedOutcome("stream_limit", false)).toEqual({ outcome: "cancelled", reason: "stream_cut" });
+    expect(failedOutcome("deadline", false)).toEqual({ outcome: "deadline_exceeded", reason: "deadline_exceeded" });
+    expect(failedOutcome(null, false)).toEqual({ outcome: "origin_failed", reason: "origin_failed" });
+  });
+
+  it("reads a body that failed after its client left as the client's cancel, never an origin failure", () => {
+    expect(failedOutcome(null, true)).toEqual({ outcome: "cancelled", reason: "cancelled" });
+    expect(failedOutcome("stream_limit", true).reason).toBe("stream_cut");
   });
 });
 
