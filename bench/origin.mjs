@@ -302,7 +302,8 @@ export function createOrigin(opts = {}) {
       if (size <= BODY_CAP) chunks.push(c);
     });
     req.on("end", () => {
-      if (!req.url.startsWith("/__origin/")) accept(req, res);
+      if (req.url.startsWith("/stream/")) streamDemo(req, res);
+      else if (!req.url.startsWith("/__origin/")) accept(req, res);
       else if (req.headers[FORWARDED_BY_GUARD] !== undefined) {
         send({ res }, 403, { ok: false, reason: "origin control is not reachable through the guard" });
       } else control(req, res, Buffer.concat(chunks).toString("utf8"));
@@ -330,6 +331,39 @@ export function createOrigin(opts = {}) {
       });
     },
   };
+}
+
+/**
+ * The demo of a streamed route (README, `npm run dev`): `/stream/text` writes `text/plain` lines,
+ * `/stream/events` server-sent events, `chunks` of them (default 10, at most 1 000) `everyMs`
+ * apart (default 200, at most 10 000), each stamped with the origin's clock. Served beside the
+ * slots and the queue (a stream is not the lab's unit of work) and never counted in the stats.
+ */
+function streamDemo(req, res) {
+  const url = new URL(req.url, "http://origin");
+  const bounded = (name, fallback, max) => {
+    const v = Number(url.searchParams.get(name) ?? fallback);
+    return Number.isInteger(v) && v >= 1 ? Math.min(v, max) : fallback;
+  };
+  const chunks = bounded("chunks", 10, 1_000);
+  const everyMs = bounded("everyMs", 200, 10_000);
+  const events = url.pathname === "/stream/events";
+  if (!events && url.pathname !== "/stream/text") return send({ res }, 404, { ok: false, error: "no such stream" });
+  res.writeHead(200, {
+    "content-type": events ? "text/event-stream" : "text/plain; charset=utf-8",
+    "cache-control": "no-cache",
+  });
+  let sent = 0;
+  const timer = setInterval(() => {
+    sent++;
+    const line = `chunk ${sent}/${chunks} at ${new Date().toISOString()}`;
+    res.write(events ? `id: ${sent}\ndata: ${line}\n\n` : `${line}\n`);
+    if (sent >= chunks) {
+      clearInterval(timer);
+      res.end();
+    }
+  }, everyMs);
+  res.on("close", () => clearInterval(timer));
 }
 
 const isCount = (v) => Number.isInteger(v) && v >= 0;

@@ -12,7 +12,16 @@ const guard = `http://127.0.0.1:${guardPort}`;
 const demo = {
   tenant: "demo",
   key: "demo-key-0123456789",
-  limits: { rate: 5, burst: 10, maxInFlight: 4, maxQueue: 8, maxWaitMs: 1000, maxClientPriority: "high" },
+  limits: {
+    rate: 5,
+    burst: 10,
+    maxInFlight: 4,
+    maxQueue: 8,
+    maxWaitMs: 1000,
+    maxClientPriority: "high",
+    // The demo origin's /stream/* answers stream (bench/origin.mjs): their deadline is for the headers.
+    routes: [{ method: "GET", path: "/stream/*", stream: true, timeoutMs: 2000, maxStreamMs: 60000 }],
+  },
 };
 
 const children = [];
@@ -86,6 +95,7 @@ console.log(`
 
   curl -i -H 'x-api-key: ${demo.key}' ${guard}/hello
   for i in $(seq 30); do curl -s -o /dev/null -w '%{http_code} ' -H 'x-api-key: ${demo.key}' ${guard}/hello & done; wait; echo
+  curl -N --compressed -H 'x-api-key: ${demo.key}' ${guard}/stream/text     (10 lines 200 ms apart, streamed)
   curl -s -H 'authorization: Bearer ${adminToken}' ${guard}/__guard/tenants/${demo.tenant}
   curl -s -H 'authorization: Bearer ${adminToken}' ${guard}/__guard/origin     (origin stage: ${JSON.stringify(demoOrigin)})
 

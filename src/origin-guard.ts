@@ -162,6 +162,7 @@ export class OriginGuard extends DurableObject<Env> {
       weight: request.weight,
       priority: request.priority,
       deadline: request.deadline,
+      ...(request.streamMs ? { streamMs: request.streamMs } : {}),
     };
     const result = arrive(this.core, limits, arrival, now);
     this.core = result.state;
@@ -254,7 +255,8 @@ export class OriginGuard extends DurableObject<Env> {
       this.leases.set(leaseId, lingering);
       this.timers.ensureAlarm(lingering.expiresAt);
     } else {
-      this.freeSlot(lease, report.outcome === "completed" ? now - lease.admittedAt : null, now);
+      const heldMs = report.streamed ? report.latencyMs : now - lease.admittedAt;
+      this.freeSlot(lease, report.outcome === "completed" ? heldMs : null, now);
     }
     this.timers.markDirty();
     this.pumpAt(now);
@@ -377,12 +379,13 @@ export class OriginGuard extends DurableObject<Env> {
 
   /** Records an admission the core already made. */
   private grant(
-    who: Pick<OriginWaiter, "id" | "tenant" | "holdParty" | "method" | "route" | "priority" | "deadline">,
+    who: Pick<OriginWaiter, "id" | "tenant" | "holdParty" | "method" | "route" | "priority" | "deadline" | "streamMs">,
     now: number,
     waitedMs: number,
   ): Extract<AcquireDecision, { kind: "admit" }> {
     const lease: OriginLease = {
-      ...newLease(who.id, who.priority, who.deadline, now),
+      // A streamed response holds its slot past the deadline, up to its stream limit.
+      ...newLease(who.id, who.priority, who.deadline + (who.streamMs ?? 0), now),
       tenant: who.tenant,
       holdParty: who.holdParty,
       method: who.method,

@@ -55,8 +55,8 @@ export interface LeasedSlot {
   readonly quota: Quota | null;
   /** "edge" when admitted on the lease as it was, "object" when it waited for a renewal. */
   readonly decidedAt: "edge" | "object";
-  /** Exactly once: the second call changes nothing. */
-  readonly release: (outcome: ReleaseOutcome) => void;
+  /** Exactly once: the second call changes nothing. `servedUntil`: see `Admitted.release`. */
+  readonly release: (outcome: ReleaseOutcome, servedUntil?: number) => void;
 }
 
 export interface LeasePorts {
@@ -277,12 +277,12 @@ export class TenantLeases {
       waitedMs,
       quota: holder.lease.view?.quota ?? null,
       decidedAt,
-      release: (outcome) => {
+      release: (outcome, servedUntil) => {
         if (released) return;
         released = true;
         const now = ports.now();
         const ranMs = now - admittedAt;
-        holder.lease = finish(holder.lease, outcome, ranMs);
+        holder.lease = finish(holder.lease, outcome, Math.min(now, servedUntil ?? now) - admittedAt);
         const free = () => {
           holder.lease = freeSlot(holder.lease, arrival.priority);
           if (outcome === "not_forwarded") holder.lease = refundToken(holder.lease);

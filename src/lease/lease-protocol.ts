@@ -102,8 +102,12 @@ export const leaseReportSchema = z.strictObject({
     .nullable(),
   /** How long it may wait for an answer that grants something (long poll); 0: answer at once. */
   waitMs: z.number().int().min(0).max(LEASE_TIMING.longPollMs),
-  /** The longest deadline budget of this tenant's requests: how long a slot may be in use. */
-  coverMs: z.number().int().min(1).max(BOUNDS.timeoutMs),
+  /** The longest deadline budget of this tenant's requests (plus a streamed route's body): how long a slot may be in use. */
+  coverMs: z
+    .number()
+    .int()
+    .min(1)
+    .max(BOUNDS.timeoutMs + BOUNDS.maxStreamMs),
   /** Returns everything and stops holding: slotsReturned and tokens settled cover all it saw granted. */
   leaving: z.boolean(),
   tally: leaseTallySchema,

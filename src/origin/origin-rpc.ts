@@ -17,6 +17,11 @@ export const acquireRequestSchema = z.strictObject({
   weight: z.number().positive().max(1_000),
   priority: z.enum(PRIORITIES),
   deadline: z.number().finite(),
+  /**
+   * A streamed route: its response may run this long past `deadline` (the deadline bounds the
+   * time to its headers), so its lease must not expire before.
+   */
+  streamMs: z.number().int().min(0).max(3_600_000).optional(),
   /** Sheds this isolate decided for the shard from a verdict or a hold, piggybacked. */
   localSheds: z
     .array(
@@ -89,6 +94,11 @@ export const originReleaseSchema = z.strictObject({
    * deadline abort says nothing of the origin and must not count as a drop.
    */
   clientBudget: z.boolean().default(false),
+  /**
+   * A streamed route's response: the slot was held for the whole stream, but the origin's
+   * service ended at its headers (`latencyMs`), which is what the service-time average takes.
+   */
+  streamed: z.boolean().default(false),
 });
 
 export type OriginRelease = z.infer<typeof originReleaseSchema>;
@@ -103,6 +113,7 @@ export function bareRelease(outcome: OriginRelease["outcome"]): OriginRelease {
     capacity: null,
     wholeOrigin: false,
     clientBudget: false,
+    streamed: false,
   };
 }
 

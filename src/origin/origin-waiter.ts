@@ -15,6 +15,8 @@ export interface OriginWaiter {
   readonly priority: Priority;
   /** Absolute deadline, epoch ms. */
   readonly deadline: number;
+  /** A streamed route: how long its response may run past the deadline (its lease covers it). */
+  readonly streamMs?: number;
   /** Arrival order: FIFO among equals. */
   readonly seq: number;
   readonly enqueuedAt: number;
@@ -24,5 +26,5 @@ export interface OriginWaiter {
 
 export type OriginArrival = Pick<
   OriginWaiter,
-  "id" | "tenant" | "holdParty" | "method" | "route" | "weight" | "priority" | "deadline"
+  "id" | "tenant" | "holdParty" | "method" | "route" | "weight" | "priority" | "deadline" | "streamMs"
 >;

@@ -20,7 +20,9 @@ import { holdKindOf } from "../origin/origin-holds";
 import { type OriginTicket, acquireOrigin, holdAtEdge, originAsk, releaseOrigin } from "./origin-stage";
 import type { Admitted, Plan } from "./plan";
 import { clientGone, planEvent, shed } from "./shed-answer";
-import { releaseOnEnd } from "./release-on-end";
+import { type BodyEnd, releaseOnEnd } from "./release-on-end";
+import { failedOutcome } from "./origin-abort";
+import { keepStreamed } from "./streamed-response";
 
 export interface ProxyPorts {
   readonly originFetch: OriginFetch;
@@ -63,7 +65,7 @@ export function failOpenSlot(config: GuardConfig): (() => void) | null {
 }
 
 /** What the origin's answer showed, for the origin stage's release. */
-type OriginAnswer = Omit<OriginRelease, "outcome" | "clientBudget">;
+type OriginAnswer = Omit<OriginRelease, "outcome" | "clientBudget" | "streamed">;
 
 const NO_ANSWER: OriginAnswer = { status: 0, latencyMs: null, retryAfterMs: null, capacity: null, wholeOrigin: false };
 
@@ -142,20 +144,30 @@ async function send(
   const waitedMs = admission.waitedMs + (ticket?.waitedMs ?? 0);
   let answer = NO_ANSWER;
   let released = false;
-  /** Releases every slot once; records the outcome unless a shed answer already recorded it. */
-  const finish = (outcome: ReleaseOutcome, status: number, recorded = false) => {
+  /** A streamed route's headers came then: its slots' service ended there (see `Admitted.release`). */
+  let streamingSince: number | undefined;
+  /**
+   * Releases every slot once; records the outcome (as `reason` when analytics should tell it
+   * apart) unless a shed answer already recorded it.
+   */
+  const finish = (outcome: ReleaseOutcome, status: number, recorded = false, reason: string = outcome) => {
     if (released) return;
     released = true;
-    admission.release(outcome);
+    admission.release(outcome, streamingSince);
     if (ticket) {
-      releaseOrigin(env, ctx, ticket, { outcome: originOutcome(outcome), ...answer, clientBudget: plan.clientBudget });
+      releaseOrigin(env, ctx, ticket, {
+        outcome: originOutcome(outcome),
+        ...answer,
+        clientBudget: plan.clientBudget,
+        streamed: streamingSince !== undefined,
+      });
     }
     leaveFailOpen?.();
     if (!recorded) {
       ports.sink.record({
         ...planEvent(request, plan),
         outcome: outcome === "origin_failed" || outcome === "deadline_exceeded" ? "error" : "admitted",
-        reason: outcome,
+        reason,
         decidedAt: degraded ? "fail-open" : admission.decidedAt,
         stage: degraded ? "guard" : "forward",
         queueWaitMs: waitedMs,
@@ -202,6 +214,7 @@ async function send(
       publicUrl: url,
       requestId: admission.requestId,
       ...(config.credentialToOrigin === "strip" ? { stripCredential: credentialHeader(config.identity) } : {}),
+      maxStreamMs: plan.maxStreamMs,
     });
     if (ticket) headers.set("x-guard-origin-limit", String(ticket.limit));
     const result = await forwardToOrigin(
@@ -211,6 +224,7 @@ async function send(
       plan.deadline,
       forwardedAt,
       ports.originFetch,
+      plan.maxStreamMs,
     );
 
     switch (result.kind) {
@@ -229,6 +243,7 @@ async function send(
       case "response": {
         const upstream = result.response;
         const now = Date.now();
+        if (plan.maxStreamMs !== null) streamingSince = now;
         answer = originAnswer(upstream, fc.origin, now - forwardedAt, now);
         const kind = holdKindOf(upstream.status);
         if (fc.origin && kind && answer.retryAfterMs !== null) {
@@ -238,14 +253,19 @@ async function send(
         const responseHeaders = clientResponseHeaders(upstream.headers);
         setRateLimitFields(responseHeaders, admission.quota, null);
         if (degraded) responseHeaders.set(DEGRADED_HEADER, "fail-open");
+        keepStreamed(responseHeaders, plan.maxStreamMs !== null);
         // A HEAD answer has no body to pass on: nothing would ever read the origin's, and its
         // slot would stay taken (found by the proxy hunt: one slot leaked per HEAD request).
         const passBody = request.method !== "HEAD" ? upstream.body : null;
         if (!passBody) void upstream.body?.cancel().catch(() => undefined);
-        const body = passBody
-          ? releaseOnEnd(passBody, result.deadlineSignal, (outcome) => finish(outcome, upstream.status))
-          : null;
-        if (!body) finish("completed", upstream.status);
+        const ended = (end: BodyEnd) => {
+          result.abort.stop();
+          if (end !== "failed") return finish(end, upstream.status);
+          const { outcome, reason } = failedOutcome(result.abort.cause(), request.signal?.aborted === true);
+          finish(outcome, upstream.status, false, reason);
+        };
+        const body = passBody ? releaseOnEnd(passBody, ended) : null;
+        if (!body) ended("completed");
         return new Response(body, {
           status: upstream.status,
           statusText: upstream.statusText,

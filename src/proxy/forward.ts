@@ -1,7 +1,9 @@
 import { remainingMs } from "../admission/deadline";
+import { type OriginAbort, originAbort } from "./origin-abort";
 
 export type ForwardResult =
-  | { readonly kind: "response"; readonly response: Response; readonly deadlineSignal: AbortSignal }
+  /** `abort` goes on governing the body: it says what cut it, and must be stopped when it ends. */
+  | { readonly kind: "response"; readonly response: Response; readonly abort: OriginAbort }
   | { readonly kind: "deadline_exceeded" }
   | { readonly kind: "client_gone" }
   | { readonly kind: "failed"; readonly error: unknown };
@@ -11,8 +13,9 @@ export type OriginFetch = (input: Request | string | URL, init?: RequestInit) =>
 
 /**
  * Sends the request to the origin, streaming the body both ways, aborted when the deadline
- * passes or the client goes away. Compressed origin bodies are passed through as they are
- * (`encodeResponseBody: "manual"`): never decoded and re-encoded on the way.
+ * passes (for a streamed route, `maxStreamMs`: the deadline until the headers, that long after
+ * them; see origin-abort.ts) or the client goes away. Compressed origin bodies are passed
+ * through as they are (`encodeResponseBody: "manual"`): never decoded and re-encoded on the way.
  */
 export async function forwardToOrigin(
   target: URL,
@@ -21,9 +24,10 @@ export async function forwardToOrigin(
   deadline: number,
   now: number,
   originFetch: OriginFetch = fetch,
+  maxStreamMs: number | null = null,
 ): Promise<ForwardResult> {
-  const deadlineSignal = AbortSignal.timeout(Math.max(1, remainingMs(deadline, now)));
-  const signal = AbortSignal.any([deadlineSignal, request.signal]);
+  const abort = originAbort(Math.max(1, remainingMs(deadline, now)), maxStreamMs);
+  const signal = AbortSignal.any([abort.signal, request.signal]);
   const hasBody = request.method !== "GET" && request.method !== "HEAD" && request.body !== null;
   try {
     const response = await originFetch(target, {
@@ -34,9 +38,11 @@ export async function forwardToOrigin(
       signal,
       encodeResponseBody: "manual",
     });
-    return { kind: "response", response, deadlineSignal };
+    abort.headersCame();
+    return { kind: "response", response, abort };
   } catch (error) {
-    if (deadlineSignal.aborted) return { kind: "deadline_exceeded" };
+    abort.stop();
+    if (abort.cause() === "deadline") return { kind: "deadline_exceeded" };
     if (request.signal.aborted) return { kind: "client_gone" };
     return { kind: "failed", error };
   }

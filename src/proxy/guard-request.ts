@@ -105,9 +105,9 @@ export async function guardRequest(
       return forward({
         ...own,
         waitedMs: own.waitedMs + both.waitedMs,
-        release: (outcome) => {
-          both.release(outcome);
-          own.release(outcome);
+        release: (outcome, servedUntil) => {
+          both.release(outcome, servedUntil);
+          own.release(outcome, servedUntil);
         },
       });
     }

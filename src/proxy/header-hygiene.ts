@@ -25,6 +25,7 @@ const HOP_BY_HOP = new Set([
 const GUARD_ASSERTED = new Set([
   "x-request-timeout-ms",
   "x-request-deadline",
+  "x-stream-max-ms",
   "x-real-ip",
   "true-client-ip",
   "x-client-ip",
@@ -74,6 +75,8 @@ export interface OriginAssertions {
    * it is forwarded: an origin behind the guard usually authenticates the request itself.
    */
   readonly stripCredential?: string;
+  /** A streamed route: the deadline is for the headers, and the body may run this long after them. */
+  readonly maxStreamMs: number | null;
 }
 
 export function originRequestHeaders(client: Headers, asserted: OriginAssertions): Headers {
@@ -86,6 +89,7 @@ export function originRequestHeaders(client: Headers, asserted: OriginAssertions
   headers.set("x-guard-request-id", asserted.requestId);
   headers.set("x-request-timeout-ms", String(asserted.timeoutMs));
   headers.set("x-request-deadline", String(asserted.deadline));
+  if (asserted.maxStreamMs !== null) headers.set("x-stream-max-ms", String(asserted.maxStreamMs));
   return headers;
 }
 

@@ -54,6 +54,8 @@ export interface OriginAsk {
   readonly weight: number;
   readonly priority: Priority;
   readonly deadline: number;
+  /** A streamed route's `maxStreamMs`: how long its response may hold the slot past the deadline. */
+  readonly streamMs?: number;
 }
 
 const ledger = new ShedLedger<OriginShedCause>();
@@ -91,6 +93,7 @@ export function originAsk(plan: Plan): OriginAsk {
     weight: plan.identity.tenant.config.weight,
     priority: plan.priority,
     deadline: plan.deadline,
+    ...(plan.maxStreamMs !== null ? { streamMs: plan.maxStreamMs } : {}),
   };
 }
 

@@ -20,6 +20,11 @@ export interface Plan {
   /** The client's `x-request-timeout-ms` cut the route's budget: its deadline is its own. */
   readonly clientBudget: boolean;
   readonly deadline: number;
+  /**
+   * A streamed route: `deadline` bounds the time to the origin's response headers, and the body
+   * may run this long after them (ms). Null: the deadline bounds the whole response.
+   */
+  readonly maxStreamMs: number | null;
 }
 
 /** A request's hold on a tenant slot, however it was admitted. */
@@ -31,8 +36,12 @@ export interface Admitted {
   readonly decidedAt: "object" | "edge" | "fail-open";
   /** Admitted on this isolate's fail-open limiter, no object asked: that one slot covers every stage. */
   readonly failOpen: boolean;
-  /** Gives the slot back; never blocks the response. */
-  readonly release: (outcome: ReleaseOutcome) => void;
+  /**
+   * Gives the slot back; never blocks the response. `servedUntil` (epoch ms) ends the hold-time
+   * sample earlier than now: a streamed response's headers, since the hold estimate is what the
+   * queue's wait is judged by, and one long stream must not make every short request look late.
+   */
+  readonly release: (outcome: ReleaseOutcome, servedUntil?: number) => void;
 }
 
 export function plan(request: Request, url: URL, identity: Identity, now: number): Plan {
@@ -50,5 +59,6 @@ export function plan(request: Request, url: URL, identity: Identity, now: number
     budgetMs,
     clientBudget: clientBudget !== null && budgetMs < deadlineBudgetMs(null, routeClass.timeoutMs),
     deadline: now + budgetMs,
+    maxStreamMs: routeClass.maxStreamMs,
   };
 }

@@ -1,9 +1,10 @@
-import type { ReleaseOutcome } from "../admission/counters";
+/** How an origin body ended: read to its end, cancelled by the client, or failed (reset, aborted). */
+export type BodyEnd = "completed" | "cancelled" | "failed";
 
 /**
  * Wraps an origin body so that `onEnd` runs exactly once when the body is over, whichever way
  * it ends: read to the end, cancelled by the client, or failed (origin reset, or the fetch
- * aborted at the deadline). This is what makes a slot's release impossible to skip on the
+ * aborted at the deadline or a stream's limit; the caller knows which). This is what makes a slot's release impossible to skip on the
  * normal path; the object's lease expiry covers an invocation that dies outright.
  *
  * The slot is the origin's, so it is handed on when the origin's body ends, not when the client
@@ -17,16 +18,15 @@ import type { ReleaseOutcome } from "../admission/counters";
  */
 export function releaseOnEnd(
   body: ReadableStream<Uint8Array>,
-  deadlineSignal: AbortSignal,
-  onEnd: (outcome: ReleaseOutcome) => void,
+  onEnd: (end: BodyEnd) => void,
 ): ReadableStream<Uint8Array> {
   let ended = false;
-  const end = (outcome: ReleaseOutcome) => {
+  const end = (how: BodyEnd) => {
     if (ended) return;
     ended = true;
-    onEnd(outcome);
+    onEnd(how);
   };
-  const failed = () => end(deadlineSignal.aborted ? "deadline_exceeded" : "origin_failed");
+  const failed = () => end("failed");
   const reader = body.getReader();
   const read = () => {
     const next = reader.read();

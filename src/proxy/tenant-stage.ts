@@ -10,6 +10,7 @@ import { type StageVerdict, TenantLeases } from "../edge/tenant-leases";
 import type { Env } from "../env";
 import type { LeaseAnswer, LeaseReport } from "../lease/lease-protocol";
 import { pessimisticQuota } from "../signals";
+import { maxStreamMsOf } from "../tenant/route-rules";
 import { type TenantConfig, limitsOf } from "../tenant/tenant-config";
 import { callObject } from "./object-calls";
 import type { Admitted, Plan } from "./plan";
@@ -26,10 +27,17 @@ export function tenantLeaseSnapshot(objectName: string) {
   return leases.snapshot(objectName);
 }
 
-/** The longest a tenant's request may hold a slot: its longest deadline budget. */
+/**
+ * The longest a tenant's request may hold a slot: its longest deadline budget, and for a
+ * streamed route that budget (to the headers) plus the body's `maxStreamMs`.
+ */
 export function coverMsOf(config: TenantConfig): number {
-  let longest = config.timeoutMs ?? DEFAULT_TIMEOUT_MS;
-  for (const route of config.routes) longest = Math.max(longest, route.timeoutMs ?? 0);
+  const fallback = config.timeoutMs ?? DEFAULT_TIMEOUT_MS;
+  let longest = fallback;
+  for (const route of config.routes) {
+    const budget = route.timeoutMs ?? (route.stream ? fallback : 0);
+    longest = Math.max(longest, budget + (maxStreamMsOf(route) ?? 0));
+  }
   return longest;
 }
 

@@ -1,6 +1,6 @@
 import type { FullBehaviour } from "../admission/limits";
 import type { Priority } from "../admission/priority";
-import type { RouteRule, TenantConfig } from "./tenant-config";
+import { DEFAULT_MAX_STREAM_MS, type RouteRule, type TenantConfig } from "./tenant-config";
 
 /** What a tenant's route rules say about one request. */
 export interface RouteClass {
@@ -9,6 +9,11 @@ export interface RouteClass {
   readonly priority: Priority;
   readonly timeoutMs: number | undefined;
   readonly fullBehaviour: FullBehaviour;
+  /**
+   * A streamed route's limit on its body after the response headers (ms); null for every other
+   * route, whose deadline bounds the whole response.
+   */
+  readonly maxStreamMs: number | null;
 }
 
 interface CompiledRule {
@@ -49,6 +54,12 @@ export function compileRoutes(config: TenantConfig): RouteMatcher {
       priority: hit?.rule.priority ?? "normal",
       timeoutMs: hit?.rule.timeoutMs ?? config.timeoutMs,
       fullBehaviour: hit?.rule.fullBehaviour ?? "evict-lowest",
+      maxStreamMs: hit ? maxStreamMsOf(hit.rule) : null,
     };
   };
+}
+
+/** How long a rule lets a streamed body run after its headers; null when the rule does not stream. */
+export function maxStreamMsOf(rule: RouteRule): number | null {
+  return rule.stream ? (rule.maxStreamMs ?? DEFAULT_MAX_STREAM_MS) : null;
 }

@@ -15,6 +15,8 @@ export const BOUNDS = {
   maxQueue: 1_000,
   maxWaitMs: 60_000,
   timeoutMs: 300_000,
+  /** A streamed body may run this long after its headers: an hour covers a long download or event feed. */
+  maxStreamMs: 3_600_000,
   routes: 64,
   routePathLength: 256,
   weight: 1_000,
@@ -28,20 +30,34 @@ export const tenantNameSchema = z
 
 const timeoutMsSchema = z.number().int().min(1).max(BOUNDS.timeoutMs);
 
+/** A streamed route's body may run this long after its headers when the rule does not say. */
+export const DEFAULT_MAX_STREAM_MS = 300_000;
+
 /** `/v1/users/:id/*`: `:name` matches one path segment, `*` matches the rest (any characters). */
 const ROUTE_PATH = /^\/[A-Za-z0-9._~!$&'()+,;=:@%*/-]*$/;
 
-export const routeRuleSchema = z.strictObject({
-  method: z
-    .string()
-    .regex(/^(\*|[A-Za-z]{1,16})$/, "an HTTP method or '*'")
-    .transform((method) => method.toUpperCase())
-    .default("*"),
-  path: z.string().max(BOUNDS.routePathLength).regex(ROUTE_PATH, "a path pattern starting with '/'"),
-  priority: z.enum(PRIORITIES).optional(),
-  timeoutMs: timeoutMsSchema.optional(),
-  fullBehaviour: z.enum(FULL_BEHAVIOURS).optional(),
-});
+export const routeRuleSchema = z
+  .strictObject({
+    method: z
+      .string()
+      .regex(/^(\*|[A-Za-z]{1,16})$/, "an HTTP method or '*'")
+      .transform((method) => method.toUpperCase())
+      .default("*"),
+    path: z.string().max(BOUNDS.routePathLength).regex(ROUTE_PATH, "a path pattern starting with '/'"),
+    priority: z.enum(PRIORITIES).optional(),
+    timeoutMs: timeoutMsSchema.optional(),
+    fullBehaviour: z.enum(FULL_BEHAVIOURS).optional(),
+    /**
+     * A streamed route (server-sent events, downloads): the deadline bounds the time to the
+     * origin's response headers, and the body may then run up to `maxStreamMs`, holding its slot.
+     */
+    stream: z.boolean().optional(),
+    maxStreamMs: z.number().int().min(1).max(BOUNDS.maxStreamMs).optional(),
+  })
+  .refine((rule) => rule.maxStreamMs === undefined || rule.stream === true, {
+    path: ["maxStreamMs"],
+    message: "applies only to a streamed route: set stream: true",
+  });
 
 export const admissionLimitsSchema = z.strictObject({
   rate: z.number().positive().max(BOUNDS.rate),

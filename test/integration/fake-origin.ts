@@ -63,3 +63,40 @@ export const hangingOrigin: OriginHandler = (request) =>
   new Promise<Response>((_, reject) => {
     request.signal.addEventListener("abort", () => reject(request.signal.reason));
   });
+
+/**
+ * An origin that answers at once and then writes `events` server-sent events `everyMs` apart
+ * (`data: <n>`), like an event feed. Its body errors as soon as the fetch is aborted, as a real
+ * fetch's does: the guard's cut reaches the client. The body exists in the guard's own request
+ * context (the fake runs inside the guard's fetch), so nothing crosses contexts.
+ */
+export function eventStreamOrigin(events: number, everyMs: number): OriginHandler {
+  return (request) => {
+    const encoder = new TextEncoder();
+    let sent = 0;
+    let failed = false;
+    const body = new ReadableStream<Uint8Array>(
+      {
+        start(controller) {
+          request.signal.addEventListener(
+            "abort",
+            () => {
+              failed = true;
+              controller.error(request.signal.reason);
+            },
+            { once: true },
+          );
+        },
+        async pull(controller) {
+          await scheduler.wait(everyMs);
+          if (failed) return;
+          sent += 1;
+          controller.enqueue(encoder.encode(`data: ${sent}\n\n`));
+          if (sent >= events) controller.close();
+        },
+      },
+      { highWaterMark: 0 },
+    );
+    return new Response(body, { headers: { "content-type": "text/event-stream", "cache-control": "no-cache" } });
+  };
+}

@@ -63,6 +63,7 @@ describe("header hygiene", () => {
     clientIp: "203.0.113.9",
     publicUrl: new URL("https://api.example.com/x"),
     requestId: "lease-1",
+    maxStreamMs: null,
   };
 
   it("replaces what the client must not control and drops hop-by-hop headers", () => {
@@ -76,13 +77,22 @@ describe("header hygiene", () => {
       "x-guard-priority": "critical",
       "x-request-deadline": "99999999999999",
       "x-request-timeout-ms": "999999",
+      "x-stream-max-ms": "86400000",
       "x-forwarded-for": "1.2.3.4",
       "x-envoy-upstream-rq-timeout-ms": "100000",
       "x-api-key": "k",
       accept: "application/json",
     });
     const headers = originRequestHeaders(client, asserted);
-    for (const gone of ["connection", "x-secret", "keep-alive", "te", "upgrade", "x-envoy-upstream-rq-timeout-ms"]) {
+    for (const gone of [
+      "connection",
+      "x-secret",
+      "keep-alive",
+      "te",
+      "upgrade",
+      "x-envoy-upstream-rq-timeout-ms",
+      "x-stream-max-ms",
+    ]) {
       expect(headers.has(gone)).toBe(false);
     }
     expect(headers.get("x-guard-tenant")).toBe("acme");
@@ -101,6 +111,13 @@ describe("header hygiene", () => {
     const headers = originRequestHeaders(client, { ...asserted, stripCredential: "authorization" });
     expect(headers.has("authorization")).toBe(false);
     expect(headers.get("x-api-key")).toBe("k");
+  });
+
+  it("tells the origin of a streamed route how long its body may run after the headers", () => {
+    const client = new Headers({ "x-stream-max-ms": "86400000" });
+    const headers = originRequestHeaders(client, { ...asserted, maxStreamMs: 60_000 });
+    expect(headers.get("x-stream-max-ms")).toBe("60000");
+    expect(headers.get("x-request-timeout-ms")).toBe("9000");
   });
 
   it("keeps the origin's end-to-end response headers, including its encoding", () => {

@@ -51,8 +51,8 @@ describe("what counts as a drop for the adaptive limit", () => {
 describe("reading a release report", () => {
   it("keeps a valid report whole", () => {
     const report = { outcome: "completed", status: 200, latencyMs: 12, retryAfterMs: null, capacity: 4 };
-    expect(readOriginRelease(report)).toEqual({ ...report, wholeOrigin: false, clientBudget: false });
-    const flagged = { ...report, status: 503, wholeOrigin: true, clientBudget: true };
+    expect(readOriginRelease(report)).toEqual({ ...report, wholeOrigin: false, clientBudget: false, streamed: false });
+    const flagged = { ...report, status: 503, wholeOrigin: true, clientBudget: true, streamed: true };
     expect(readOriginRelease(flagged)).toEqual(flagged);
   });
 
@@ -67,6 +67,7 @@ describe("reading a release report", () => {
       capacity: null,
       wholeOrigin: false,
       clientBudget: false,
+      streamed: false,
     });
   });
 
@@ -81,6 +82,7 @@ describe("calls and records of the previous version, during a rolling deploy", (
   it("admits an acquire without method and route as OTHER on /", () => {
     const ask = { tenant: "acme", weight: 1, priority: "normal", deadline: 1 };
     expect(acquireRequestSchema.parse(ask)).toMatchObject({ method: "OTHER", route: "/" });
+    expect(acquireRequestSchema.parse(ask).streamMs).toBeUndefined();
   });
 
   it("reads the old hold(tenant | null, untilMs) as a party or whole-origin hold", () => {

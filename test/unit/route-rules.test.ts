@@ -39,7 +39,24 @@ describe("route rules", () => {
       priority: "normal",
       timeoutMs: 4000,
       fullBehaviour: "evict-lowest",
+      maxStreamMs: null,
     });
+  });
+
+  it("give a streamed route its body limit (5 minutes unless set), and no other route one", () => {
+    const streamed = compileRoutes(
+      tenantConfigSchema.parse({
+        ...config,
+        routes: [
+          { path: "/v1/events", stream: true, timeoutMs: 2000 },
+          { path: "/v1/export", stream: true, maxStreamMs: 3_600_000 },
+          { path: "/v1/plain", stream: false },
+        ],
+      }),
+    );
+    expect(streamed("GET", "/v1/events")).toMatchObject({ timeoutMs: 2000, maxStreamMs: 300_000 });
+    expect(streamed("GET", "/v1/export")).toMatchObject({ timeoutMs: 4000, maxStreamMs: 3_600_000 });
+    expect(streamed("GET", "/v1/plain").maxStreamMs).toBeNull();
   });
 
   it("treat regex characters in patterns literally", () => {

@@ -23,6 +23,10 @@ describe("tenant config", () => {
     [{ routes: [{ path: "no-slash" }] }, "routes.0.path"],
     [{ routes: [{ path: "/x", priority: "top" }] }, "routes.0.priority"],
     [{ routes: [{ path: "/x", method: "GE T" }] }, "routes.0.method"],
+    [{ routes: [{ path: "/x", stream: "yes" }] }, "routes.0.stream"],
+    [{ routes: [{ path: "/x", stream: true, maxStreamMs: 3_600_001 }] }, "routes.0.maxStreamMs"],
+    [{ routes: [{ path: "/x", stream: true, maxStreamMs: 0 }] }, "routes.0.maxStreamMs"],
+    [{ routes: [{ path: "/x", maxStreamMs: 60_000 }] }, "routes.0.maxStreamMs"],
     [{ surprise: true }, "surprise"],
   ])("rejects %j naming %s and echoing the value", (change, field) => {
     const input = { ...valid, ...change };
@@ -32,6 +36,21 @@ describe("tenant config", () => {
       const errors = fieldErrors(result.error, input);
       expect(errors.map((e) => e.field)).toContain(field);
     }
+  });
+
+  it("loads a stored config written before streamed routes, and one that has them", () => {
+    const stored = { ...valid, maxClientPriority: "normal", routes: [{ method: "GET", path: "/v1/x" }], weight: 1 };
+    expect(tenantConfigSchema.parse(stored)).toEqual(stored);
+    const streamed = { ...stored, routes: [{ method: "GET", path: "/v1/events", stream: true, maxStreamMs: 60_000 }] };
+    expect(tenantConfigSchema.parse(streamed)).toEqual(streamed);
+  });
+
+  it("says why maxStreamMs without stream: true is refused", () => {
+    const input = { ...valid, routes: [{ path: "/x", maxStreamMs: 60_000 }] };
+    const result = tenantConfigSchema.safeParse(input);
+    expect(!result.success && fieldErrors(result.error, input)).toEqual([
+      { field: "routes.0.maxStreamMs", message: "applies only to a streamed route: set stream: true (got 60000)" },
+    ]);
   });
 
   it("names a missing required field", () => {

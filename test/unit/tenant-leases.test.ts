@@ -85,3 +85,27 @@ describe("tenant leases in an isolate: waking the queue", () => {
     expect(next?.kind).toBe("admit");
   });
 });
+
+describe("tenant leases in an isolate: the hold-time sample", () => {
+  it("ends a streamed response's sample at its headers, so a long stream does not lengthen every wait estimate", async () => {
+    const h = harness();
+    const admit = async (id: string) => {
+      const entered = h.leases.enter(h.request(id), h.ports);
+      await h.settle();
+      await h.advance(20);
+      return (await entered) as Extract<StageVerdict, { kind: "admit" }>;
+    };
+    const plain = await admit("plain");
+    await h.advance(100);
+    plain.slot.release("completed");
+    const afterPlain = h.leases.snapshot("tenant:wakes")?.holdMs ?? 0;
+    expect(afterPlain).toBeGreaterThanOrEqual(100);
+    const streamed = await admit("streamed");
+    const headersAt = h.ports.now() + 100;
+    await h.advance(60_000, 1_000);
+    streamed.slot.release("completed", headersAt);
+    const afterStream = h.leases.snapshot("tenant:wakes")?.holdMs ?? 0;
+    // A minute of stream would have moved the average by thousands of ms; its headers, by little.
+    expect(afterStream).toBeLessThan(afterPlain + 100);
+  });
+});
