@@ -6,7 +6,14 @@ import { readdirSync } from "node:fs";
 let failed = 0;
 for (const recipe of readdirSync("recipes").sort()) {
   console.log(`\n== recipes/${recipe}`);
-  const args = ["scripts/deploy.mjs", "--config", `recipes/${recipe}/wrangler.toml`, "--env", "production", "--dry-run"];
+  const args = [
+    "scripts/deploy.mjs",
+    "--config",
+    `recipes/${recipe}/wrangler.toml`,
+    "--env",
+    "production",
+    "--dry-run",
+  ];
   const run = spawnSync(process.execPath, args, { stdio: "inherit" });
   if (run.status !== 0) {
     console.error(`recipes/${recipe}: failed`);
