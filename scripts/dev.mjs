@@ -64,7 +64,9 @@ start(
     "--var",
     `ADMIN_TOKEN:${adminToken}`,
   ],
-  { CLOUDFLARE_CF_FETCH_ENABLED: "false", WRANGLER_SEND_METRICS: "false" },
+  // ADMIN_TOKEN in the environment too: wrangler reads declared secrets from it when there is no
+  // .dev.vars, and warns that a required secret is missing otherwise.
+  { CLOUDFLARE_CF_FETCH_ENABLED: "false", WRANGLER_SEND_METRICS: "false", ADMIN_TOKEN: adminToken },
 );
 
 async function adminCall(method, path, body) {

@@ -30,7 +30,14 @@ export interface GuardConfig extends IdentityConfig {
    * timer). Only the vitest pool needs "poll": it turns cross-request resolution off.
    */
   readonly waiterWake: "promise" | "poll";
+  /**
+   * Where new Durable Objects are created (null: near the first request that asks for each).
+   * Objects never move, so this is best set before the first deploy (README "Object placement").
+   */
+  readonly locationHint: DurableObjectLocationHint | null;
 }
+
+export const LOCATION_HINTS = ["wnam", "enam", "sam", "weur", "eeur", "apac", "oc", "afr", "me"] as const;
 
 const adminTokenSchema = z
   .string()
@@ -53,6 +60,7 @@ const envSchema = z.object({
     .max(1_000, "must be at most 1000")
     .default(4),
   WAITER_WAKE: z.enum(["promise", "poll"]).default("promise"),
+  DO_LOCATION_HINT: z.enum(LOCATION_HINTS).optional(),
 });
 
 /**
@@ -83,11 +91,12 @@ export function guardConfig(env: Env): GuardConfig {
 
 function parseEnv(env: Env): GuardConfig | ConfigError {
   const result = envSchema.safeParse({
-    ORIGIN_URL: env.ORIGIN_URL,
+    ORIGIN_URL: env.ORIGIN_URL || undefined,
     UNKNOWN_KEYS: env.UNKNOWN_KEYS,
     FAIL_MODE: env.FAIL_MODE || undefined,
     FAIL_OPEN_MAX_IN_FLIGHT: env.FAIL_OPEN_MAX_IN_FLIGHT || undefined,
     WAITER_WAKE: env.WAITER_WAKE || undefined,
+    DO_LOCATION_HINT: env.DO_LOCATION_HINT || undefined,
   });
   const identity = parseIdentityConfig(env);
   if (!result.success || !identity.ok) {
@@ -124,5 +133,6 @@ function parseEnv(env: Env): GuardConfig | ConfigError {
     failOpenMaxInFlight: data.FAIL_OPEN_MAX_IN_FLIGHT,
     waiterWake: data.WAITER_WAKE,
     ...identity.config,
+    locationHint: data.DO_LOCATION_HINT ?? null,
   };
 }

@@ -16,6 +16,7 @@ import { mountOriginRoutes } from "./origin-routes";
 import { overview } from "./overview";
 import { renderPrometheus } from "./prometheus";
 import { parseOrThrow, readJson } from "./json-body";
+import { placement } from "../object-placement";
 
 type AdminEnv = { Bindings: Env };
 
@@ -51,7 +52,10 @@ function conflict(detail: string): ProblemError {
  * tenant's, so deleting one tenant's key can never revoke another's.
  */
 async function releaseKey(env: Env, directory: TenantDirectory, tenant: string, key: KeyRecord): Promise<void> {
-  const released = await env.KEY_REGISTRY.getByName(keyRegistryName(key.hash)).release({ tenant, id: key.id });
+  const released = await env.KEY_REGISTRY.getByName(keyRegistryName(key.hash), placement(env)).release({
+    tenant,
+    id: key.id,
+  });
   if (released.kind === "released") return directory.deleteKey(key.hash);
   // Registered before the registry: the KV entry itself says whose it is.
   const entry = released.kind === "unclaimed" ? await directory.getKey(key.hash) : null;
@@ -59,7 +63,7 @@ async function releaseKey(env: Env, directory: TenantDirectory, tenant: string, 
 }
 
 function stubFor(env: Env, tenant: string) {
-  return env.TENANT_GUARD.getByName(tenantObjectName(tenant));
+  return env.TENANT_GUARD.getByName(tenantObjectName(tenant), placement(env));
 }
 
 function keyChangeError(change: Exclude<KeyChange, { kind: "ok" }>, tenant: string): ProblemError {
@@ -157,7 +161,7 @@ export function adminRoutes(): Hono<AdminEnv> {
     // A key registered before the registry existed is known to KV only.
     if (await directory.getKey(hash)) throw conflict("that key is already registered");
     // The registry, not KV (eventually consistent), decides: one owner per key, ever at once.
-    const registry = c.env.KEY_REGISTRY.getByName(keyRegistryName(hash));
+    const registry = c.env.KEY_REGISTRY.getByName(keyRegistryName(hash), placement(c.env));
     if ((await registry.claim({ tenant, id: record.id })).kind === "taken") {
       throw conflict("that key is already registered");
     }

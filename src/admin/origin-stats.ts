@@ -3,13 +3,14 @@ import type { OriginShardStats } from "../origin/origin-shard-stats";
 import { originShardName } from "../origin/origin-shards";
 import type { OriginConfig } from "../origin/origin-config";
 import { OriginDirectory } from "../origin/origin-directory";
+import { placement } from "../object-placement";
 
 /**
  * The origin stage as a whole, for GET /__guard/origin, the overview and the metrics: each
  * shard's stats, and their totals (each shard holds a share of every limit and counter).
  */
 export function shard(env: Env, index: number) {
-  return env.ORIGIN_GUARD.getByName(originShardName(index));
+  return env.ORIGIN_GUARD.getByName(originShardName(index), placement(env));
 }
 
 function sum(values: readonly number[]): number {

@@ -3,6 +3,7 @@ import { tenantObjectName } from "../proxy/identity";
 import type { TenantStats } from "../tenant-guard";
 import { TenantDirectory } from "../tenant/tenant-directory";
 import { originStats } from "./origin-stats";
+import { placement } from "../object-placement";
 
 /**
  * Every tenant's live stats, and the origin stage's, in one answer, for the dashboard and the
@@ -43,7 +44,7 @@ async function tenantOverviews(env: Env): Promise<{ tenants: TenantOverview[]; t
     const stats = await Promise.all(
       batch.map(async (tenant) => ({
         tenant,
-        ...(await env.TENANT_GUARD.getByName(tenantObjectName(tenant)).stats()),
+        ...(await env.TENANT_GUARD.getByName(tenantObjectName(tenant), placement(env)).stats()),
       })),
     );
     tenants.push(...stats.filter((s) => s.limits !== null));

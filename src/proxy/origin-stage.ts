@@ -22,6 +22,7 @@ import { ANONYMOUS_TENANT } from "../tenant/tenant-config";
 import type { Identity } from "./identity";
 import type { OriginShedCause, OriginShedReason } from "../origin/origin-shed";
 import { callObject } from "./object-calls";
+import { placement } from "../object-placement";
 
 /** An origin slot held by a request: which shard, which lease, the limit it was admitted under. */
 export interface OriginTicket {
@@ -160,7 +161,8 @@ async function acquireFrom(
   const localSheds = ledger.take(name)?.map(({ reason, priority, count }) => ({ cause: reason, priority, count }));
   let decision: AcquireDecision | "gone";
   const call = callObject<AcquireDecision>(
-    async () => await env.ORIGIN_GUARD.getByName(name).acquire({ ...ask, ...(localSheds ? { localSheds } : {}) }),
+    async () =>
+      await env.ORIGIN_GUARD.getByName(name, placement(env)).acquire({ ...ask, ...(localSheds ? { localSheds } : {}) }),
     ask.deadline - Date.now(),
     random,
   );
@@ -234,7 +236,7 @@ function untilAborted(signal: AbortSignal): { readonly gone: Promise<"gone">; re
 /** Gives the slot back with what the origin's answer showed; off the response path. */
 export function releaseOrigin(env: Env, ctx: ExecutionContext, ticket: OriginTicket, report: OriginRelease): void {
   ctx.waitUntil(
-    env.ORIGIN_GUARD.getByName(originShardName(ticket.shard))
+    env.ORIGIN_GUARD.getByName(originShardName(ticket.shard), placement(env))
       .release(ticket.leaseId, report)
       .catch((error: unknown) => console.error("origin release failed; the lease expires on its own", error)),
   );
@@ -274,7 +276,7 @@ async function reportSheds(env: Env, ctx: ExecutionContext, name: string): Promi
   const batch = ledger.take(name);
   if (!batch) return;
   try {
-    await env.ORIGIN_GUARD.getByName(name).recordLocalSheds(
+    await env.ORIGIN_GUARD.getByName(name, placement(env)).recordLocalSheds(
       batch.map(({ reason, priority, count }) => ({ cause: reason, priority, count })),
     );
   } catch (error) {

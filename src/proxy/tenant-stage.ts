@@ -14,6 +14,7 @@ import { maxStreamMsOf } from "../tenant/route-rules";
 import { type TenantConfig, limitsOf } from "../tenant/tenant-config";
 import { callObject } from "./object-calls";
 import type { Admitted, Plan } from "./plan";
+import { placement } from "../object-placement";
 
 /** One per isolate: the leases every request of this isolate shares. */
 const leases = new TenantLeases();
@@ -71,7 +72,7 @@ export async function passTenantStage(
       call: (objectName: string, report: LeaseReport) =>
         callObject<LeaseAnswer>(
           // A fresh stub per try: a stub that saw an error may stay broken.
-          async () => await env.TENANT_GUARD.getByName(objectName).lease(report),
+          async () => await env.TENANT_GUARD.getByName(objectName, placement(env)).lease(report),
           plan.deadline - Date.now(),
           random,
         ),
