@@ -1,10 +1,11 @@
 import { DurableObject } from "cloudflare:workers";
 import type { Counters } from "./admission/counters";
+import { type Clock, systemClock } from "./clock";
 import type { Env } from "./env";
-import { type DeskEffects, LeaseDesk } from "./lease/lease-desk";
+import { LeaseDesk } from "./lease/lease-desk";
 import { type LeaseAnswer, type LeaseReport, leaseReportSchema } from "./lease/lease-protocol";
 import { type LeaseState, leaseState } from "./lease/lease-stats";
-import { ObjectTimers } from "./storage/object-timers";
+import { ObjectShell } from "./storage/object-shell";
 import { type KeyChange, addKey, removeKey } from "./tenant/key-ring";
 import { type TenantConfig, limitsOf, tenantConfigSchema } from "./tenant/tenant-config";
 import { type KeyRecord, TenantStore } from "./tenant/tenant-store";
@@ -24,17 +25,18 @@ export type { KeyChange } from "./tenant/key-ring";
 /**
  * One tenant's totals: the single writer of its bucket and in-flight limit, which it leases to
  * the isolates that have demand. A thin shell around the lease desk (src/lease/lease-desk.ts):
- * each call reads the clock once, parses its input, calls the desk, answers the renewals the
- * desk let go, persists as told and arms the timers.
+ * each call reads the clock once, parses its input, calls the desk, and hands what it returns to
+ * the shell both guard objects share (src/storage/object-shell.ts): answers the renewals the desk
+ * let go, persists as told and arms the timers.
  */
 export class TenantGuard extends DurableObject<Env> {
   private readonly store: TenantStore;
   private config: TenantConfig | null;
   private keys: readonly KeyRecord[];
   private readonly desk: LeaseDesk;
-  /** The promises of the renewals the desk holds: at most one per holder. */
-  private readonly held = new Map<string, (answer: LeaseAnswer) => void>();
-  private readonly timers = new ObjectTimers(this.ctx.storage, () => this.flush(), FLUSH_INTERVAL_MS);
+  private readonly clock: Clock = systemClock;
+  /** Holds the promises of the renewals the desk holds: at most one per holder. */
+  private readonly shell: ObjectShell<LeaseAnswer>;
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
@@ -46,27 +48,27 @@ export class TenantGuard extends DurableObject<Env> {
       this.config ? limitsOf(this.config) : null,
       runtime && { ...runtime, book: { bucket: runtime.bucket, holders: runtime.holders, departed: runtime.departed } },
     );
-    this.timers.ensureAlarm(this.desk.reclaimAt());
+    this.shell = new ObjectShell(ctx.storage, this.desk, this.clock, () => this.flush(), FLUSH_INTERVAL_MS);
+    this.shell.timers.ensureAlarm(this.desk.reclaimAt());
   }
 
   async lease(raw: LeaseReport): Promise<LeaseAnswer> {
     const report = leaseReportSchema.parse(raw);
-    const { reply, effects } = this.desk.lease(report, Date.now());
-    this.apply(effects);
-    if (reply.kind === "answer") return reply.answer;
-    return new Promise<LeaseAnswer>((resolve) => this.held.set(report.holder, resolve));
+    const { reply, effects } = this.desk.lease(report, this.clock.now());
+    this.shell.apply(effects);
+    return reply.kind === "answer" ? reply.answer : this.shell.answerLater(report.holder);
   }
 
   async configure(raw: TenantConfig): Promise<TenantConfig> {
     const config = tenantConfigSchema.parse(raw);
     this.store.saveConfig(config);
     this.config = config;
-    this.apply(this.desk.configure(limitsOf(config), Date.now()));
+    this.shell.apply(this.desk.configure(limitsOf(config), this.clock.now()));
     return config;
   }
 
   async stats(): Promise<TenantStats> {
-    const book = this.desk.bookNow(Date.now());
+    const book = this.desk.bookNow(this.clock.now());
     const state = leaseState(book, this.desk.limits());
     return { limits: this.config, state, counters: this.desk.countersNow(), keys: this.keys.length };
   }
@@ -95,18 +97,17 @@ export class TenantGuard extends DurableObject<Env> {
   /** Forgets the tenant. Held renewals are answered `unconfigured`; returns the key records. */
   async destroy(): Promise<readonly KeyRecord[]> {
     const keys = this.keys;
-    this.apply(this.desk.reset());
-    this.timers.clear();
+    this.shell.apply(this.desk.reset());
+    this.shell.timers.clear();
     this.config = null;
     this.keys = [];
     this.store.deleteAll();
-    await this.timers.deleteAlarm();
+    await this.shell.timers.deleteAlarm();
     return keys;
   }
 
   override async alarm(): Promise<void> {
-    this.timers.alarmFired();
-    this.reapAt(Date.now());
+    this.reapAt(this.shell.alarmFired());
   }
 
   /**
@@ -114,32 +115,20 @@ export class TenantGuard extends DurableObject<Env> {
    * `now`: the alarm's body, with the clock passed in so tests can run it "later".
    */
   reapAt(now: number): void {
-    const { effects, forget } = this.desk.reap(now, Math.min(now, Date.now()));
+    const { effects, forget } = this.desk.reap(now, Math.min(now, this.clock.now()));
     if (forget) {
-      this.apply(this.desk.reset());
-      this.timers.clear();
+      this.shell.apply(this.desk.reset());
+      this.shell.timers.clear();
       this.store.deleteAll();
       return;
     }
-    this.apply(effects);
+    this.shell.apply(effects);
   }
 
   /** Writes the runtime record now; normally called by the flush timer. */
   flush(): void {
-    this.timers.flushing();
+    this.shell.timers.flushing();
     const { book, ...rest } = this.desk.record();
     if (book) this.store.saveRuntime({ ...rest, bucket: book.bucket, holders: book.holders, departed: book.departed });
-  }
-
-  private apply(effects: DeskEffects): void {
-    for (const { holder, answer } of effects.answers) {
-      this.held.get(holder)?.(answer);
-      this.held.delete(holder);
-    }
-    if (effects.persist === "now") this.flush();
-    else if (effects.persist === "soon") this.timers.markDirty();
-    this.timers.ensureAlarm(this.desk.reclaimAt());
-    this.timers.ensureAlarm(this.desk.idleCleanupAt());
-    this.timers.wakeAt(this.desk.heldUntil(), () => this.apply(this.desk.wake(Date.now())));
   }
 }

@@ -19,6 +19,7 @@ import {
 } from "./lease-book";
 import type { LeaseAnswer, LeaseReport } from "./lease-protocol";
 import { countTally, unreleasedAdmissions } from "./tally";
+import type { DeskEffects as ShellEffects } from "../storage/object-shell";
 
 /** An object with no config of its own (an anonymous per-IP bucket) forgets itself when idle this long. */
 export const IDLE_CLEANUP_MS = 10 * 60_000;
@@ -31,13 +32,10 @@ export interface DeskRecord {
 }
 
 /**
- * What a call changed, for the shell: held renewals to answer now, and how soon to write.
- * Grants are written before they are answered ("now"); tallies and returns can wait ("soon").
+ * What a call changed, for the shell: held renewals to answer now (by holder), and how soon to
+ * write. Grants are written before they are answered ("now"); tallies and returns can wait ("soon").
  */
-export interface DeskEffects {
-  readonly answers: ReadonlyArray<{ readonly holder: string; readonly answer: LeaseAnswer }>;
-  readonly persist: "now" | "soon" | "no";
-}
+export type DeskEffects = ShellEffects<LeaseAnswer>;
 
 /** The answer to a renewal, or that it is held until `until` (the holder asked to wait that long). */
 export type DeskReply = { readonly kind: "answer"; readonly answer: LeaseAnswer } | { readonly kind: "hold" };
@@ -100,6 +98,15 @@ export class LeaseDesk {
     return this.book ? earliestReclaim(this.book) : null;
   }
 
+  /** For the shell (src/storage/object-shell.ts): the alarm reaps and cleans up, the wake serves held renewals. */
+  alarmsAt(): ReadonlyArray<number | null> {
+    return [this.reclaimAt(), this.idleCleanupAt()];
+  }
+
+  wakeAt(): number | null {
+    return this.heldUntil();
+  }
+
   /** A renewal: applies its report, answers it, or holds it while nothing can be granted. */
   lease(report: LeaseReport, now: number): { reply: DeskReply; effects: DeskEffects } {
     this.counters = countCall(this.counters, "lease");
@@ -112,7 +119,7 @@ export class LeaseDesk {
     this.touch("soon");
     // A newer report from a holder whose last renewal is held: that one is answered now.
     if (this.held.delete(report.holder))
-      this.answers.push({ holder: report.holder, answer: this.grantTo(report.holder, limits, now).answer });
+      this.answers.push({ to: report.holder, answer: this.grantTo(report.holder, limits, now).answer });
     const result = this.grantTo(report.holder, limits, now);
     this.serveHeld(limits, now);
     const waiting = PRIORITIES.reduce((n, p) => n + report.waiting[p], 0);
@@ -169,7 +176,7 @@ export class LeaseDesk {
 
   /** Forgets everything; held renewals are answered `unconfigured`. */
   reset(): DeskEffects {
-    for (const holder of this.held.keys()) this.answers.push({ holder, answer: { kind: "unconfigured" } });
+    for (const holder of this.held.keys()) this.answers.push({ to: holder, answer: { kind: "unconfigured" } });
     this.held.clear();
     this.configured = null;
     this.book = null;
@@ -207,7 +214,7 @@ export class LeaseDesk {
       this.book = result.book;
       if (result.granted) this.touch("now");
       this.held.delete(holder);
-      this.answers.push({ holder, answer: result.answer });
+      this.answers.push({ to: holder, answer: result.answer });
     }
   }
 

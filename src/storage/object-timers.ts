@@ -1,3 +1,5 @@
+import { type Clock, systemClock } from "../clock";
+
 /**
  * The three timers a guard object keeps: the storage alarm that reaps leases (it survives
  * eviction), the batched write of runtime state, and the in-memory wake-up of its queue.
@@ -11,6 +13,7 @@ export class ObjectTimers {
     private readonly storage: DurableObjectStorage,
     private readonly flush: () => void,
     private readonly flushIntervalMs: number,
+    private readonly clock: Clock = systemClock,
   ) {}
 
   /**
@@ -20,7 +23,7 @@ export class ObjectTimers {
    */
   ensureAlarm(at: number | null): void {
     if (at === null) return;
-    const now = Date.now();
+    const now = this.clock.now();
     if (this.alarmAt !== null && this.alarmAt > now && this.alarmAt <= at) return;
     this.alarmAt = Math.max(Math.ceil(at), now + 1);
     void this.storage.setAlarm(this.alarmAt);
@@ -40,6 +43,12 @@ export class ObjectTimers {
     this.flushTimer ??= setTimeout(() => this.flush(), this.flushIntervalMs);
   }
 
+  /** Writes at once (the state is about to be relied on), instead of within the interval. */
+  flushNow(): void {
+    this.flushing();
+    this.flush();
+  }
+
   /** A flush is running now: the pending one is not needed. */
   flushing(): void {
     if (this.flushTimer) clearTimeout(this.flushTimer);
@@ -48,7 +57,7 @@ export class ObjectTimers {
 
   /**
    * Runs `pump` at `at` (or at once if it has passed); replaces any earlier wake-up, and null
-   * cancels it. Date.now() only moves at I/O in workerd; a timer is the I/O that moves it.
+   * cancels it. The clock only moves at I/O in workerd; a timer is the I/O that moves it.
    */
   wakeAt(at: number | null, pump: () => void): void {
     if (this.wakeTimer) clearTimeout(this.wakeTimer);
@@ -59,7 +68,7 @@ export class ObjectTimers {
         this.wakeTimer = null;
         pump();
       },
-      Math.max(0, at - Date.now()),
+      Math.max(0, at - this.clock.now()),
     );
   }
 

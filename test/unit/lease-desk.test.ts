@@ -42,14 +42,14 @@ describe("lease desk: the tenant object's decisions without the Durable Object",
     expect(desk.heldUntil()).toBe(T0 + 1 + 250);
     expect(desk.wake(T0 + 100).answers).toEqual([]);
     const late = desk.wake(T0 + 251);
-    expect(late.answers.map((x) => x.holder)).toEqual([B]);
+    expect(late.answers.map((x) => x.to)).toEqual([B]);
     expect(desk.heldUntil()).toBeNull();
   });
 
   it("answers a held renewal as soon as another holder's report gives the slot back", () => {
     const { desk } = contended();
     const back = desk.lease(report(A, 1, { slotsReturned: 1 }), T0 + 50);
-    const toB = back.effects.answers.find((x) => x.holder === B);
+    const toB = back.effects.answers.find((x) => x.to === B);
     expect(asGrant(toB?.answer).slotsGranted).toBe(1);
     expect(back.effects.persist).toBe("now");
   });
@@ -57,7 +57,7 @@ describe("lease desk: the tenant object's decisions without the Durable Object",
   it("answers a holder's held renewal when a newer report of the same holder arrives", () => {
     const { desk } = contended();
     const newer = desk.lease(report(B, 1, { waiting: counts({ high: 1 }), waitMs: 0 }), T0 + 20);
-    expect(newer.effects.answers.map((x) => x.holder)).toEqual([B]);
+    expect(newer.effects.answers.map((x) => x.to)).toEqual([B]);
     expect(newer.reply.kind).toBe("answer");
   });
 
@@ -73,7 +73,7 @@ describe("lease desk: the tenant object's decisions without the Durable Object",
   it("answers held renewals unconfigured when the tenant is forgotten", () => {
     const { desk } = contended();
     const reset = desk.reset();
-    expect(reset.answers).toEqual([{ holder: B, answer: { kind: "unconfigured" } }]);
+    expect(reset.answers).toEqual([{ to: B, answer: { kind: "unconfigured" } }]);
     expect(desk.limits()).toBeNull();
   });
 
