@@ -36,6 +36,7 @@ export const acquireRequestSchema = z.strictObject({
 });
 
 export type AcquireRequest = z.input<typeof acquireRequestSchema>;
+export type ParsedAcquireRequest = z.infer<typeof acquireRequestSchema>;
 
 export type AcquireDecision =
   | {
