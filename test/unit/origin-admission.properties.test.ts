@@ -1,27 +1,17 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { PRIORITIES, type Priority } from "../../src/admission/priority";
-import {
-  type OriginState,
-  applyOriginLimits,
-  arrive,
-  effectiveLimit,
-  heldUntil,
-  holdBack,
-  initialOriginState,
-  learn,
-  pump,
-  releaseSlot,
-} from "../../src/origin/origin-admission";
-import { type OriginLimits, classCap, originConfigSchema, shardLimits } from "../../src/origin/origin-config";
-import type { OriginWaiter } from "../../src/origin/origin-waiter";
+import { type OriginState, effectiveLimit, heldUntil } from "../../src/origin/origin-admission";
+import { type OriginConfig, type OriginLimits, classCap, originConfigSchema } from "../../src/origin/origin-config";
+import { OriginDesk, type OriginEffects } from "../../src/origin/origin-desk";
+import { type AcquireDecision, type OriginRelease, bareRelease } from "../../src/origin/origin-rpc";
 import { PROPERTY_RUNS, PROPERTY_TIMEOUT_MS } from "./property-runs";
 
 /**
- * Properties of the origin stage's core over random traffic, driven the way an origin shard
- * drives it: pump before each arrival; on a release, learn from the response, free the slot,
- * pump; a hold from a sibling shard or new limits, then a pump. Every invariant is judged after
- * every step, and once more after the clock has run past every wait.
+ * Properties of the origin stage over random traffic, driven through the production desk an
+ * origin shard runs (src/origin/origin-desk.ts): arrivals, releases with the origin's answers,
+ * holds from sibling shards, new configs, the clock moving, reaping. Every answer and every
+ * invariant is judged after every step, and once more after the clock has run past every wait.
  */
 
 const T0 = 1_700_000_000_000;
@@ -29,7 +19,12 @@ const TENANTS = ["t0", "t1", "t2", "t3"] as const;
 
 // Small numbers: contention (full classes, a full queue, holds) is where the invariants are at risk.
 const share = fc.constantFrom(0, 0.1, 0.3, 0.5, 0.6, 0.8, 0.9, 1);
-const limitsArb: fc.Arbitrary<OriginLimits> = fc
+interface Placed {
+  readonly config: OriginConfig;
+  readonly index: number;
+}
+
+const placedArb: fc.Arbitrary<Placed> = fc
   .record({
     maxInFlight: fc.integer({ min: 1, max: 8 }),
     minInFlight: fc.integer({ min: 1, max: 8 }),
@@ -61,7 +56,7 @@ const limitsArb: fc.Arbitrary<OriginLimits> = fc
       capacityTtlMs: raw.capacityTtlMs,
       maxBackoffMs: raw.maxBackoffMs,
     });
-    return shardLimits(config, raw.index % shards);
+    return { config, index: raw.index % shards };
   });
 
 type Step =
@@ -77,7 +72,7 @@ type Step =
     }
   | { readonly kind: "advance"; readonly ms: number }
   | { readonly kind: "hold"; readonly tenant: number | null; readonly untilIn: number }
-  | { readonly kind: "configure"; readonly limits: OriginLimits };
+  | { readonly kind: "configure"; readonly placed: Placed };
 
 const stepArb: fc.Arbitrary<Step> = fc.oneof(
   {
@@ -134,23 +129,28 @@ const stepArb: fc.Arbitrary<Step> = fc.oneof(
       untilIn: fc.integer({ min: -100, max: 3_000 }),
     }),
   },
-  { weight: 1, arbitrary: fc.record({ kind: fc.constant("configure" as const), limits: limitsArb }) },
+  { weight: 1, arbitrary: fc.record({ kind: fc.constant("configure" as const), placed: placedArb }) },
 );
 
 interface Scenario {
-  readonly limits: OriginLimits;
+  readonly placed: Placed;
   /** Each tenant's share weight, fixed for the run. */
   readonly weights: readonly number[];
   readonly steps: readonly Step[];
 }
 
 const scenarioArb: fc.Arbitrary<Scenario> = fc.record({
-  limits: limitsArb,
+  placed: placedArb,
   weights: fc.array(fc.constantFrom(0.5, 1, 1, 2, 3), { minLength: TENANTS.length, maxLength: TENANTS.length }),
   steps: fc.array(stepArb, { maxLength: 80, size: "max" }),
 });
 
-type Slot = Pick<OriginWaiter, "id" | "tenant" | "priority">;
+interface Slot {
+  readonly id: string;
+  readonly leaseId: string;
+  readonly tenant: string;
+  readonly priority: Priority;
+}
 
 function tenantOf(index: number): string {
   return TENANTS[index] ?? "t0";
@@ -166,194 +166,213 @@ function isHeld(state: OriginState, tenant: string, now: number): boolean {
   return heldUntil(state, { holdParty: tenant, route: ROUTE }, now) !== null;
 }
 
-/** Drives the core and checks each decision as it is made, and the state after every step. */
+const rankOf = (priority: Priority) => PRIORITIES.indexOf(priority);
+
+interface Arrival {
+  readonly tenant: string;
+  readonly priority: Priority;
+}
+
+/** Drives the desk as the origin shard does, and checks each answer and the state after every step. */
 class CheckedShard {
-  state: OriginState;
-  limits: OriginLimits;
+  readonly desk: OriginDesk;
   now = T0;
   private arrivals = 0;
   /** How each arrival was finally answered; an arrival answered twice fails the run. */
-  readonly answers = new Map<string, "admit" | "granted" | "shed" | "evicted" | "pump-shed">();
+  readonly answers = new Map<string, AcquireDecision["kind"]>();
   /** Queued, not yet answered. */
-  readonly pending = new Set<string>();
+  readonly pending = new Map<string, Arrival>();
+  /** Admitted and not yet released. */
   readonly slots: Slot[] = [];
+  /** Released while the origin may still be working (deadline): held by the desk until reaped. */
+  private lingering = 0;
 
   constructor(
-    limits: OriginLimits,
+    placed: Placed,
     private readonly weights: readonly number[],
   ) {
-    this.limits = limits;
-    this.state = initialOriginState(limits, T0);
+    this.desk = new OriginDesk(null, null, T0);
+    this.desk.configure(placed.config, placed.index, T0);
   }
 
   get arrived(): number {
     return this.arrivals;
   }
 
+  get state(): OriginState {
+    const inspected = this.desk.inspect();
+    if (!inspected) throw new Error("the shard is not active");
+    return inspected.core;
+  }
+
+  get limits(): OriginLimits {
+    const inspected = this.desk.inspect();
+    if (!inspected) throw new Error("the shard is not active");
+    return inspected.limits;
+  }
+
   run(step: Step): void {
+    const before = this.state;
     switch (step.kind) {
       case "arrive":
-        this.pump();
-        this.arrive(step.tenant, step.priority, step.deadlineIn);
+        this.arrive(step.tenant, step.priority, step.deadlineIn, before);
         break;
       case "release":
-        this.release(step);
-        this.pump();
+        this.release(step, before);
         break;
       case "advance":
         this.now += step.ms;
-        this.pump();
+        this.judge(this.desk.wake(this.now), before, 0);
         break;
-      case "hold":
-        this.state = holdBack(
-          this.state,
-          this.limits,
-          {
-            scope: step.tenant === null ? { kind: "all" } : { kind: "party", party: tenantOf(step.tenant) },
-            untilMs: this.now + step.untilIn,
-          },
-          this.now,
-        );
-        this.pump();
-        break;
-      case "configure": {
-        const applied = applyOriginLimits(this.state, step.limits);
-        this.limits = step.limits;
-        this.state = applied.state;
-        for (const waiter of applied.evicted) this.answerWaiter(waiter.id, "evicted");
-        this.pump();
+      case "hold": {
+        const scope =
+          step.tenant === null ? { kind: "all" as const } : { kind: "party" as const, party: tenantOf(step.tenant) };
+        this.judge(this.desk.hold({ scope, untilMs: this.now + step.untilIn }, this.now), before, 0);
         break;
       }
+      case "configure":
+        this.judge(this.desk.configure(step.placed.config, step.placed.index, this.now), before, 0);
+        break;
     }
     this.checkState();
   }
 
-  /** Lets the clock run past every wait and hold: nothing may be left waiting. */
+  /** Lets the clock run past every wait, hold and lease: nothing may be left waiting or held. */
   settle(): void {
     this.now += 10_000_000;
-    this.pump();
+    this.judge(this.desk.wake(this.now), this.state, 0);
     this.checkState();
-    expect([...this.pending], "still waiting after every wait ended").toEqual([]);
+    expect([...this.pending.keys()], "still waiting after every wait ended").toEqual([]);
     expect(this.answers.size, "every arrival answered").toBe(this.arrivals);
   }
 
-  private answer(id: string, how: "admit" | "granted" | "shed" | "evicted" | "pump-shed"): void {
+  /** Reaps as the alarm does, once every lease has lapsed: slots the test still holds are gone too. */
+  reapAll(): void {
+    this.now += 10_000_000;
+    this.desk.reap(this.now);
+    this.slots.length = 0;
+    this.lingering = 0;
+  }
+
+  private answer(id: string, how: AcquireDecision["kind"]): void {
     expect(this.answers.has(id), `${id} answered twice (${this.answers.get(id)}, then ${how})`).toBe(false);
     this.answers.set(id, how);
   }
 
-  private answerWaiter(id: string, how: "granted" | "evicted" | "pump-shed"): void {
-    expect(this.pending.has(id), `${id} was not waiting when ${how}`).toBe(true);
-    this.pending.delete(id);
-    this.answer(id, how);
+  /**
+   * Judges the queued requests a call answered, in the order the desk granted them: `freed` is
+   * how many slots the call freed before its pump, `admittedAfter` 1 when the call's own arrival
+   * was admitted after its pump.
+   */
+  private judge(effects: OriginEffects, before: OriginState, freed: number, admittedAfter = 0): void {
+    const after = this.state;
+    const limit = effectiveLimit(after, this.limits, this.now);
+    const granted = effects.answers.filter(({ answer }) => answer.kind === "admit");
+    let inFlight = after.inFlight - granted.length - admittedAfter;
+    expect(inFlight, "the slots freed before the pump").toBe(before.inFlight - freed);
+    const seqOf = new Map(before.queue.map((w) => [w.id, w.seq]));
+    const lastSeq = new Map<string, number>();
+    for (const { to, answer } of effects.answers) {
+      const waiter = this.pending.get(to);
+      expect(waiter, `${to} answered while not waiting (${answer.kind})`).toBeDefined();
+      if (!waiter) continue;
+      this.pending.delete(to);
+      this.answer(to, answer.kind);
+      if (answer.kind !== "admit") {
+        expect(answer.kind, "a queued request is granted or shed").toBe("shed");
+        continue;
+      }
+      expect(isHeld(after, waiter.tenant, this.now), "granted during a hold").toBe(false);
+      expect(inFlight, "granted past its class's cap").toBeLessThan(
+        classCap(limit, this.limits.reservations, waiter.priority),
+      );
+      inFlight += 1;
+      const line = `${waiter.tenant}/${waiter.priority}`;
+      const seq = seqOf.get(to) ?? Number.NaN;
+      expect(seq, "served out of order within its tenant").toBeGreaterThan(
+        lastSeq.get(line) ?? Number.NEGATIVE_INFINITY,
+      );
+      lastSeq.set(line, seq);
+      expect(
+        after.queue.some((w) => `${w.tenant}/${w.priority}` === line && w.seq < seq),
+        "served before an earlier waiter of its tenant and class",
+      ).toBe(false);
+      this.slots.push({ id: to, leaseId: answer.leaseId, ...waiter });
+    }
+    expect(after.inFlight, "in flight beyond the limit").toBeLessThanOrEqual(Math.max(before.inFlight, limit));
   }
 
-  private arrive(tenantIndex: number, priority: Priority, deadlineIn: number): void {
+  private arrive(tenantIndex: number, priority: Priority, deadlineIn: number, before: OriginState): void {
     this.arrivals += 1;
     const tenant = tenantOf(tenantIndex);
     const id = `a${this.arrivals}`;
-    const before = this.state;
-    const limit = effectiveLimit(before, this.limits, this.now);
-    const result = arrive(
-      before,
-      this.limits,
-      {
-        id,
-        tenant,
-        holdParty: tenant,
-        method: "GET",
-        route: ROUTE,
-        weight: this.weights[tenantIndex] ?? 1,
-        priority,
-        deadline: this.now + deadlineIn,
-      },
-      this.now,
-    );
-    this.state = result.state;
-    for (const victim of result.evicted) this.answerWaiter(victim.id, "evicted");
-    const outcome = result.outcome;
-    if (outcome.kind === "admit") {
-      expect(isHeld(before, tenant, this.now), "admitted during a hold").toBe(false);
-      expect(before.inFlight, "admitted past its class's cap").toBeLessThan(
+    const request = { tenant, method: "GET", route: ROUTE, weight: this.weights[tenantIndex] ?? 1, priority };
+    const { reply, effects } = this.desk.acquire({ ...request, deadline: this.now + deadlineIn }, id, this.now);
+    const admitted = reply.kind === "answer" && reply.decision.kind === "admit";
+    this.judge(effects, before, 0, admitted ? 1 : 0);
+    const after = this.state;
+    if (reply.kind === "queued") {
+      expect(
+        after.queue.some((w) => w.id === id),
+        "queued but not in the queue",
+      ).toBe(true);
+      this.pending.set(id, { tenant, priority });
+      return;
+    }
+    const decision = reply.decision;
+    this.answer(id, decision.kind);
+    if (decision.kind === "admit") {
+      const limit = effectiveLimit(after, this.limits, this.now);
+      expect(isHeld(after, tenant, this.now), "admitted during a hold").toBe(false);
+      expect(after.inFlight - 1, "admitted past its class's cap").toBeLessThan(
         classCap(limit, this.limits.reservations, priority),
       );
-      const rank = PRIORITIES.indexOf(priority);
       expect(
-        before.queue.some((w) => PRIORITIES.indexOf(w.priority) >= rank),
+        after.queue.some((w) => rankOf(w.priority) >= rankOf(priority)),
         "overtook a waiter of its class or higher",
       ).toBe(false);
-      this.slots.push({ id, tenant, priority });
-      this.answer(id, "admit");
-    } else if (outcome.kind === "queued") {
-      expect(outcome.waiter.id).toBe(id);
-      this.pending.add(id);
+      this.slots.push({ id, leaseId: decision.leaseId, tenant, priority });
     } else {
-      expect(outcome.retryAfterMs).toBeGreaterThanOrEqual(0);
-      this.answer(id, "shed");
+      expect(decision.kind, "an active shard admits, queues or sheds").toBe("shed");
+      if (decision.kind === "shed") expect(decision.retryAfterMs).toBeGreaterThanOrEqual(0);
     }
-    expect(this.state.inFlight).toBeLessThanOrEqual(Math.max(before.inFlight, limit));
   }
 
-  private release(step: Extract<Step, { kind: "release" }>): void {
+  private release(step: Extract<Step, { kind: "release" }>, before: OriginState): void {
     if (this.slots.length === 0) return;
     const [slot] = this.slots.splice(step.pick % this.slots.length, 1);
     if (!slot) return;
-    const status = step.status;
-    this.state = learn(
-      this.state,
-      this.limits,
-      {
-        tenant: slot.tenant,
-        holdParty: slot.tenant,
-        method: "GET",
-        route: ROUTE,
-        latencyMs: step.latencyMs,
-        drop: status !== "ok",
-        backoffMs: status === "503" ? step.retryAfterMs : null,
-        tenantBackoffMs: status === "429" ? step.retryAfterMs : null,
-        wholeOrigin: status === "503" && step.heldMs !== null && step.heldMs % 2 === 0,
-        capacity: step.capacity,
-      },
-      this.now,
-    );
-    this.state = releaseSlot(this.state, slot, step.heldMs, this.now);
-  }
-
-  private pump(): void {
-    const before = this.state;
-    const limit = effectiveLimit(before, this.limits, this.now);
-    const result = pump(before, this.limits, this.now);
-    this.state = result.state;
-    for (const { waiter } of result.shed) this.answerWaiter(waiter.id, "pump-shed");
-    result.granted.forEach((waiter, k) => {
-      expect(isHeld(before, waiter.tenant, this.now), "granted during a hold").toBe(false);
-      expect(waiter.expiresAt, "granted after its wait ended").toBeGreaterThan(this.now);
-      expect(before.inFlight + k, "granted past its class's cap").toBeLessThan(
-        classCap(limit, this.limits.reservations, waiter.priority),
-      );
-      const sameLine = (w: OriginWaiter) => w.tenant === waiter.tenant && w.priority === waiter.priority;
-      const earlier = [...result.granted.slice(0, k), ...result.state.queue].filter(
-        (w) => sameLine(w) && w.seq < waiter.seq,
-      );
-      expect(
-        earlier.every((w) => result.granted.indexOf(w) < k && result.granted.includes(w)),
-        "served out of order within its tenant",
-      ).toBe(true);
-      this.slots.push(waiter);
-      this.answerWaiter(waiter.id, "granted");
-    });
-    expect(this.state.inFlight).toBeLessThanOrEqual(Math.max(before.inFlight, limit));
-    for (const waiter of this.state.queue) {
-      expect(
-        this.state.inFlight >= classCap(limit, this.limits.reservations, waiter.priority),
-        `${waiter.id} left waiting with room for its class`,
-      ).toBe(true);
-    }
+    // An error is a failed fetch, or a deadline abort before any headers (which keeps the slot:
+    // the origin may still be working); the others are the origin's answers.
+    const aborted = step.status === "error" && (step.heldMs ?? 1) % 3 === 0;
+    const outcome = step.status !== "error" ? "completed" : aborted ? "deadline_exceeded" : "origin_failed";
+    const report: OriginRelease = {
+      outcome,
+      status: { ok: 200, error: 0, "503": 503, "429": 429 }[step.status],
+      latencyMs: step.status === "error" ? null : step.latencyMs,
+      retryAfterMs: step.status === "503" || step.status === "429" ? step.retryAfterMs : null,
+      capacity: step.capacity,
+      wholeOrigin: step.status === "503" && (step.heldMs ?? 1) % 2 === 0,
+      clientBudget: false,
+      streamed: false,
+    };
+    this.now += Math.min(step.heldMs ?? 0, 300);
+    const frees = report.outcome !== "deadline_exceeded";
+    if (!frees) this.lingering += 1;
+    this.judge(this.desk.release(slot.leaseId, report, this.now), before, frees ? 1 : 0);
+    // A second release of the same lease changes nothing, even one that says it completed: a
+    // lingering slot is the origin's until it lapses.
+    const again = this.state;
+    const repeated = this.desk.release(slot.leaseId, bareRelease("completed"), this.now);
+    expect(repeated.answers, "a repeated release answers nobody").toEqual([]);
+    expect(this.state.inFlight, "a repeated release frees nothing").toBe(again.inFlight);
   }
 
   private checkState(): void {
     const s = this.state;
-    expect(s.inFlight).toBe(this.slots.length);
+    const inspected = this.desk.inspect();
+    expect(s.inFlight, "in flight: the slots held plus those lingering").toBe(this.slots.length + this.lingering);
+    expect(inspected?.leases, "one lease per slot").toBe(s.inFlight);
     expect(sum(s.inFlightByPriority)).toBe(s.inFlight);
     expect(sum(s.inFlightByTenant)).toBe(s.inFlight);
     for (const count of [...Object.values(s.inFlightByPriority), ...Object.values(s.inFlightByTenant)]) {
@@ -361,11 +380,17 @@ class CheckedShard {
     }
     for (const count of Object.values(s.inFlightByTenant)) expect(count).toBeGreaterThan(0);
     expect(s.queue.length).toBeLessThanOrEqual(this.limits.maxQueue);
-    expect(new Set(s.queue.map((w) => w.id))).toEqual(this.pending);
+    expect(new Set(s.queue.map((w) => w.id))).toEqual(new Set(this.pending.keys()));
     s.queue.forEach((waiter, i) => {
       if (i > 0) expect(waiter.seq).toBeGreaterThan(s.queue[i - 1]?.seq ?? Number.NEGATIVE_INFINITY);
     });
     const limit = effectiveLimit(s, this.limits, this.now);
+    for (const waiter of s.queue) {
+      expect(
+        s.inFlight >= classCap(limit, this.limits.reservations, waiter.priority),
+        `${waiter.id} left waiting with room for its class`,
+      ).toBe(true);
+    }
     expect(limit).toBeGreaterThanOrEqual(0);
     expect(limit).toBeLessThanOrEqual(this.limits.ceiling);
     if (this.limits.adaptive) {
@@ -376,7 +401,7 @@ class CheckedShard {
 }
 
 function exercise(scenario: Scenario): CheckedShard {
-  const shard = new CheckedShard(scenario.limits, scenario.weights);
+  const shard = new CheckedShard(scenario.placed, scenario.weights);
   for (const step of scenario.steps) shard.run(step);
   shard.settle();
   return shard;
@@ -413,6 +438,7 @@ describe("origin admission core under random traffic, driven as an origin shard 
               capacity: null,
             });
           }
+          shard.reapAll();
           expect(shard.state.inFlight).toBe(0);
           expect(shard.state.inFlightByTenant).toEqual({});
           expect(shard.state.queue).toEqual([]);
