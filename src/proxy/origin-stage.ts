@@ -2,7 +2,6 @@
  * The edge's side of the origin stage: shed from what the stage (or the origin) said before,
  * ask a shard for an origin slot, give it back with what the origin's answer showed.
  */
-import type { Priority } from "../admission/priority";
 import { type LocalRequest, decideLocally } from "../admission/saturation";
 import { FLUSH_AFTER_MS, type LedgerAction, ShedLedger } from "../edge/local-shed-ledger";
 import {
@@ -23,6 +22,7 @@ import type { Identity } from "./identity";
 import type { OriginShedCause, OriginShedReason } from "../origin/origin-shed";
 import { callObject } from "./object-calls";
 import { placement } from "../object-placement";
+import type { OriginArrival } from "../origin/origin-waiter";
 
 /** An origin slot held by a request: which shard, which lease, the limit it was admitted under. */
 export interface OriginTicket {
@@ -45,19 +45,8 @@ export type OriginGate =
     }
   | { readonly kind: "unavailable"; readonly error: unknown };
 
-export interface OriginAsk {
-  /** The party for fair shares and the adaptive limit. */
-  readonly tenant: string;
-  /** The party a 429's hold covers. */
-  readonly holdParty: string;
-  readonly method: string;
-  readonly route: string;
-  readonly weight: number;
-  readonly priority: Priority;
-  readonly deadline: number;
-  /** A streamed route's `maxStreamMs`: how long its response may hold the slot past the deadline. */
-  readonly streamMs?: number;
-}
+/** What the edge asks an origin shard for: an arrival as the core sees it, less the id the shard gives it. */
+export type OriginAsk = Omit<OriginArrival, "id">;
 
 const ledger = new ShedLedger<OriginShedCause>();
 
