@@ -1,7 +1,7 @@
 import { type ReleaseOutcome, RELEASE_OUTCOMES } from "../../src/admission/counters";
 import { lingerMs } from "../../src/admission/leases";
 import type { AdmissionLimits, FullBehaviour } from "../../src/admission/limits";
-import { PRIORITIES, type Priority } from "../../src/admission/priority";
+import type { Priority } from "../../src/admission/priority";
 import {
   type EdgeLease,
   applyAnswer,
@@ -20,16 +20,9 @@ import {
   renewalFailed,
   startRenewal,
 } from "../../src/lease/edge-lease";
-import {
-  type LeaseBook,
-  applyReport,
-  emptyBook,
-  grant,
-  reclaimExpired,
-  slotsOut,
-  tokensOut,
-} from "../../src/lease/lease-book";
-import { type LeaseGrant, type LeaseReport, leaseReportSchema } from "../../src/lease/lease-protocol";
+import { type LeaseBook, emptyBook, slotsOut, tokensOut } from "../../src/lease/lease-book";
+import { type DeskEffects, LeaseDesk } from "../../src/lease/lease-desk";
+import { type LeaseAnswer, type LeaseGrant, type LeaseReport, leaseReportSchema } from "../../src/lease/lease-protocol";
 
 /**
  * A tenant's lease book and N isolates' edge leases, driven the way the tenant object and the
@@ -39,9 +32,10 @@ import { type LeaseGrant, type LeaseReport, leaseReportSchema } from "../../src/
  * keeps a ledger of what each request was told, for the properties to judge.
  *
  * Like the shell, an isolate pumps and sends a due renewal on each arrival, release and answer,
- * and at the lease's `nextWakeAt`; the object reclaims before each report, grants after it, and
- * (with `longPoll`) holds a renewal the book calls holdable (nothing granted, nothing to give
- * back) until capacity frees or its wait ends.
+ * and at the lease's `nextWakeAt`. The object is the production LeaseDesk the tenant object runs
+ * (src/lease/lease-desk.ts): the simulator hands it each report as it arrives and wakes it when
+ * it asks, and routes its answers back; without `longPoll` the reports ask for no wait, so the
+ * desk answers every one at once.
  */
 
 /** What the network does with one renewal: each renewal takes the next fate, round robin. */
@@ -134,8 +128,12 @@ interface Pending {
   readonly call: Call;
   /** This copy's answer is lost on the way back. */
   readonly lost: boolean;
-  readonly until: number;
-  readonly priority: number;
+}
+
+/** A configured tenant's desk always grants (or refuses) with numbers; `unconfigured` would be a bug here. */
+function grantOf(answer: LeaseAnswer): LeaseGrant {
+  if (answer.kind === "unconfigured") throw new Error("a configured desk answered unconfigured");
+  return answer;
 }
 
 interface SimEdge {
@@ -155,19 +153,19 @@ const holderId = (edge: number, n: number) =>
 
 export class LeaseSim {
   now = T0;
-  book: LeaseBook;
+  readonly desk: LeaseDesk;
   readonly edges: SimEdge[];
   readonly requests = new Map<string, RequestRecord>();
   /** Admissions less refunds: tokens spent on the origin's behalf. */
   tokensSpent = 0;
   admitted = 0;
   reportsSent = 0;
-  reportsApplied = 0;
   /** Holders the book reclaimed (presumed gone) at some point. */
   readonly reclaimedHolders = new Set<string>();
   /** Requests answered a second time: none, if every arrival is answered exactly once. */
   readonly answeredTwice: string[] = [];
   private events: NetEvent[] = [];
+  /** The network side of the renewals the desk holds, by holder: where to send its answer. */
   private pending = new Map<string, Pending>();
   private order = 0;
   private calls = 0;
@@ -177,13 +175,18 @@ export class LeaseSim {
   onTick: ((sim: LeaseSim) => void) | null = null;
 
   constructor(readonly options: SimOptions) {
-    this.book = emptyBook(options.limits, T0);
+    this.desk = new LeaseDesk(options.limits, null);
     this.edges = Array.from({ length: options.edges }, (_, i) => ({
       lease: newEdgeLease(holderId(i, 0), T0),
       leases: 1,
       call: null,
       service: [],
     }));
+  }
+
+  /** The desk's book as it stands (read, not reclaimed: the desk reclaims when it is called). */
+  get book(): LeaseBook {
+    return this.desk.record().book ?? emptyBook(this.limits, T0);
   }
 
   get limits(): AdmissionLimits {
@@ -268,7 +271,8 @@ export class LeaseSim {
     const times: number[] = [];
     for (const ev of this.events) times.push(ev.at);
     for (const r of this.reissues) times.push(r.at);
-    for (const p of this.pending.values()) times.push(p.until);
+    const wake = this.desk.wakeAt();
+    if (wake !== null) times.push(wake);
     for (const e of this.edges) {
       for (const s of e.service) times.push(s.freeAt ?? s.endsAt);
       const wake = nextWakeAt(e.lease);
@@ -465,51 +469,30 @@ export class LeaseSim {
 
   /** The tenant object's `lease` call (src/tenant-guard.ts), answering through the network. */
   private object(call: Call, report: LeaseReport, answered: boolean): void {
-    const reclaimed = reclaimExpired(this.book, this.limits, this.now);
-    for (const h of reclaimed.reclaimed) this.reclaimedHolders.add(h.id);
-    this.book = reclaimed.book;
-    const applied = applyReport(this.book, this.limits, report, this.now);
-    this.book = applied.book;
-    if (applied.kind === "applied") this.reportsApplied += 1;
-    const earlier = this.pending.get(report.holder);
-    if (earlier) {
-      this.pending.delete(report.holder);
-      this.respond(earlier.call, this.grantNow(report.holder), earlier.lost);
-    }
-    const result = grant(this.book, this.limits, report.holder, this.now);
-    this.book = result.book;
-    this.servePending();
-    const waiting = PRIORITIES.reduce((n, p) => n + report.waiting[p], 0);
-    const answerNow =
-      !this.options.longPoll ||
-      !result.holdable ||
-      report.leaving ||
-      report.waitMs === 0 ||
-      waiting === 0 ||
-      applied.kind === "full";
-    if (answerNow) {
-      this.respond(call, result.answer, !answered);
-      return;
-    }
-    const priority = Math.max(...PRIORITIES.map((p, rank) => (report.waiting[p] > 0 ? rank : -1)));
-    this.pending.set(report.holder, { call, lost: !answered, until: this.now + report.waitMs, priority });
+    const before = this.book.holders.map((h) => h.id);
+    const asked = this.options.longPoll ? report : { ...report, waitMs: 0 };
+    const { reply, effects } = this.desk.lease(leaseReportSchema.parse(asked), this.now);
+    const after = new Set(this.book.holders.map((h) => h.id));
+    // Gone from the book without leaving: reclaimed before the report was applied.
+    for (const id of before) if (!after.has(id) && id !== report.holder) this.reclaimedHolders.add(id);
+    // A held renewal of the same holder is answered first, on its own call.
+    this.answerHeld(effects);
+    if (reply.kind === "answer") this.respond(call, grantOf(reply.answer), !answered);
+    else this.pending.set(report.holder, { call, lost: !answered });
   }
 
-  private grantNow(holder: string): LeaseGrant {
-    const result = grant(this.book, this.limits, holder, this.now);
-    this.book = result.book;
-    return result.answer;
+  /** The desk let go of renewals it held: each answer goes back on the call that sent it. */
+  private answerHeld(effects: DeskEffects): void {
+    for (const { to, answer } of effects.answers) {
+      const held = this.pending.get(to);
+      if (!held) throw new Error(`the desk answered ${to}, which it was not holding`);
+      this.pending.delete(to);
+      this.respond(held.call, grantOf(answer), held.lost);
+    }
   }
 
   private servePending(): void {
-    const order = [...this.pending.entries()].sort((a, b) => b[1].priority - a[1].priority);
-    for (const [holder, waiting] of order) {
-      const result = grant(this.book, this.limits, holder, this.now);
-      if (result.holdable && waiting.until > this.now) continue;
-      this.book = result.book;
-      this.pending.delete(holder);
-      this.respond(waiting.call, result.answer, waiting.lost);
-    }
+    this.answerHeld(this.desk.wake(this.now));
   }
 
   private respond(call: Call, answer: LeaseGrant, lost: boolean): void {
