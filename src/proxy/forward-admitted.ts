@@ -4,8 +4,7 @@
  */
 import { remainingMs } from "../admission/deadline";
 import type { DecisionSink } from "../analytics";
-import { type GuardConfig, guardConfig } from "../config";
-import { enterFailOpen } from "../edge/fail-open-gate";
+import { guardConfig } from "../config";
 import type { Env } from "../env";
 import { ORIGIN_BOUNDS, type OriginConfig } from "../origin/origin-config";
 import type { OriginRelease } from "../origin/origin-rpc";
@@ -23,6 +22,7 @@ import { clientGone, planEvent, shed } from "./shed-answer";
 import { type BodyEnd, releaseOnEnd } from "./release-on-end";
 import { failedOutcome } from "./origin-abort";
 import { keepStreamed } from "./streamed-response";
+import { UNAVAILABLE_SHED, whenUnreachable } from "./fail-mode";
 
 export interface ProxyPorts {
   readonly originFetch: OriginFetch;
@@ -51,18 +51,7 @@ const MIN_FORWARD_BUDGET_MS = 10;
 /** After a 504 the origin was slow, not full: a short, jittered pause before a retry. */
 const DEADLINE_RETRY_MS = 1_000;
 
-/** How long a client should stay away when the guard itself cannot decide. */
-export const UNAVAILABLE_RETRY_MS = 2_000;
-
 export const DEGRADED_HEADER = "x-guard-degraded";
-
-/**
- * FAIL_MODE=open: a slot of this isolate's conservative limiter when an object could not be
- * asked; null when failing closed (or the limiter is full). The caller sheds on null.
- */
-export function failOpenSlot(config: GuardConfig): (() => void) | null {
-  return config.failMode === "open" ? enterFailOpen(config.failOpenMaxInFlight) : null;
-}
 
 /** What the origin's answer showed, for the origin stage's release. */
 type OriginAnswer = Omit<OriginRelease, "outcome" | "clientBudget" | "streamed">;
@@ -113,17 +102,16 @@ export async function forwardAdmitted(fc: ForwardContext, admission: Admitted): 
     if (gate.kind === "unavailable") {
       console.error("origin stage unavailable", gate.error);
       // Already let through on the fail-open limiter: that one slot covers this stage too.
-      leaveFailOpen = admission.failOpen ? null : failOpenSlot(guardConfig(env));
-      if (!leaveFailOpen && !admission.failOpen) {
+      const fail = whenUnreachable(guardConfig(env), admission.failOpen);
+      if (fail.kind === "shed") {
         admission.release("not_forwarded");
         return shed(ports, request, plan, {
-          reason: "guard_unavailable",
-          retryAfterMs: UNAVAILABLE_RETRY_MS,
+          ...UNAVAILABLE_SHED,
           quota: admission.quota,
           waitedMs: admission.waitedMs,
-          stage: "guard",
         });
       }
+      leaveFailOpen = fail.leave;
     } else {
       ticket = gate.ticket;
     }

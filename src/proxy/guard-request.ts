@@ -11,13 +11,8 @@ import { JwksUnavailable } from "../identity/jwks-source";
 import { OriginDirectory } from "../origin/origin-directory";
 import { pessimisticQuota } from "../signals";
 import { DirectoryUnavailable, TenantDirectory } from "../tenant/tenant-directory";
-import {
-  UNAVAILABLE_RETRY_MS,
-  type ForwardContext,
-  type ProxyPorts,
-  failOpenSlot,
-  forwardAdmitted,
-} from "./forward-admitted";
+import { type ForwardContext, type ProxyPorts, forwardAdmitted } from "./forward-admitted";
+import { UNAVAILABLE_SHED, whenUnreachable } from "./fail-mode";
 import { type Identity, anonymousIdentity, fallbackIdentity, resolveIdentity } from "./identity";
 import { originAsk, shedAtOriginEdge } from "./origin-stage";
 import { type Admitted, plan } from "./plan";
@@ -128,7 +123,7 @@ export async function guardRequest(
       case "unavailable":
       case "unconfigured":
         // The shared bound could not be asked: failing open, the address's own bound still holds.
-        if (config.failMode === "open") return forward(own);
+        if (whenUnreachable(config, true).kind === "forward") return forward(own);
         own.release("not_forwarded");
         return unavailable();
     }
@@ -136,19 +131,13 @@ export async function guardRequest(
 
   /** An object or KV could not be asked: FAIL_MODE=open forwards on this isolate's limiter. */
   function whenUnavailable(): Promise<Response> | Response {
-    const leave = failOpenSlot(config);
-    if (leave) return forward(failOpenAdmission(leave, pessimisticQuota(current.identity.tenant.config)));
-    return unavailable();
+    const fail = whenUnreachable(config, false);
+    if (fail.kind === "shed" || !fail.leave) return unavailable();
+    return forward(failOpenAdmission(fail.leave, pessimisticQuota(current.identity.tenant.config)));
   }
 
   function unavailable(): Response {
-    return shed(ports, request, current, {
-      reason: "guard_unavailable",
-      retryAfterMs: UNAVAILABLE_RETRY_MS,
-      quota: null,
-      waitedMs: 0,
-      stage: "guard",
-    });
+    return shed(ports, request, current, { ...UNAVAILABLE_SHED, quota: null, waitedMs: 0 });
   }
 }
 
