@@ -1,3 +1,4 @@
+import { type Clock, systemClock } from "./clock";
 import { Hono } from "hono";
 import { HTTPException } from "hono/http-exception";
 import { adminRoutes } from "./admin/admin-routes";
@@ -45,6 +46,7 @@ export interface AppPorts {
   readonly originFetch?: OriginFetch;
   readonly sink?: (env: Env) => DecisionSink;
   readonly random?: () => number;
+  readonly clock?: Clock;
 }
 
 /**
@@ -68,6 +70,7 @@ export function createApp(ports: AppPorts = {}) {
         originFetch: ports.originFetch ?? ((input, init) => fetch(input, init)),
         sink: (ports.sink ?? ((env: Env) => analyticsEngineSink(env.ANALYTICS)))(c.env),
         random: ports.random ?? Math.random,
+        clock: ports.clock ?? systemClock,
       },
     ),
   );

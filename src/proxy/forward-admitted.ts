@@ -4,6 +4,7 @@
  */
 import { remainingMs } from "../admission/deadline";
 import type { DecisionSink } from "../analytics";
+import type { Clock } from "../clock";
 import { guardConfig } from "../config";
 import type { Env } from "../env";
 import { ORIGIN_BOUNDS, type OriginConfig } from "../origin/origin-config";
@@ -28,7 +29,12 @@ export interface ProxyPorts {
   readonly originFetch: OriginFetch;
   readonly sink: DecisionSink;
   readonly random: () => number;
+  /** Read at the start of the request, and again only where time has passed (after I/O). */
+  readonly clock: Clock;
 }
+
+/** What a stage needs of the ports: its jitter and its clock. */
+export type StagePorts = Pick<ProxyPorts, "random" | "clock">;
 
 export interface ForwardContext {
   readonly request: Request;
@@ -82,7 +88,7 @@ export async function forwardAdmitted(fc: ForwardContext, admission: Admitted): 
   let ticket: OriginTicket | null = null;
   let leaveFailOpen: (() => void) | null = null;
   if (fc.origin) {
-    const gate = await acquireOrigin(env, ctx, fc.origin, originAsk(plan), ports.random, request.signal ?? null);
+    const gate = await acquireOrigin(env, ctx, fc.origin, originAsk(plan), ports, request.signal ?? null);
     if (gate.kind === "gone") {
       // The client left while queued at the origin stage: its tenant slot goes back unused.
       admission.release("not_forwarded");
@@ -128,7 +134,7 @@ async function send(
   leaveFailOpen: (() => void) | null,
 ): Promise<Response> {
   const { request, url, env, ctx, ports, plan } = fc;
-  const forwardedAt = Date.now();
+  const forwardedAt = ports.clock.now();
   const waitedMs = admission.waitedMs + (ticket?.waitedMs ?? 0);
   let answer = NO_ANSWER;
   let released = false;
@@ -161,7 +167,7 @@ async function send(
         queueWaitMs: waitedMs,
         queueDepth: admission.quota.queued,
         status,
-        originMs: Date.now() - forwardedAt,
+        originMs: ports.clock.now() - forwardedAt,
         inFlight: admission.quota.inFlight,
         originLimit: ticket?.limit ?? 0,
       });
@@ -217,7 +223,7 @@ async function send(
 
     switch (result.kind) {
       case "deadline_exceeded":
-        return deadlineAnswer("deadline_exceeded", Date.now() - forwardedAt);
+        return deadlineAnswer("deadline_exceeded", ports.clock.now() - forwardedAt);
       case "client_gone":
         // Gone before the origin answered: the origin is still at work, so the slots linger.
         finish("abandoned", 0);
@@ -230,7 +236,7 @@ async function send(
         });
       case "response": {
         const upstream = result.response;
-        const now = Date.now();
+        const now = ports.clock.now();
         if (plan.maxStreamMs !== null) streamingSince = now;
         answer = originAnswer(upstream, fc.origin, now - forwardedAt, now);
         const kind = holdKindOf(upstream.status);

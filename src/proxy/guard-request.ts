@@ -29,7 +29,7 @@ export async function guardRequest(
   ctx: ExecutionContext,
   ports: ProxyPorts,
 ): Promise<Response> {
-  const now = Date.now();
+  const now = ports.clock.now();
   const config = guardConfig(env);
   const directory = new TenantDirectory(env.TENANTS);
   const url = new URL(request.url);
@@ -51,18 +51,18 @@ export async function guardRequest(
   // The origin (or its stage) already said no to this tenant's kind of request: the cheapest
   // answer comes first, before any tenant token is spent.
   if (origin) {
-    const held = shedAtOriginEdge(env, ctx, origin, originAsk(current), now, ports.random);
+    const held = shedAtOriginEdge(env, ctx, origin, originAsk(current), now, ports);
     if (held) return shed(ports, request, current, { ...held, quota: null, stage: "origin" });
   }
 
-  let gate: TenantGate = await passTenantStage(env, ctx, request, current, ports.random);
+  let gate: TenantGate = await passTenantStage(env, ctx, request, current, ports);
   if (gate.kind === "unconfigured" && !current.identity.carriedLimits) {
     // The tenant was deleted while this isolate still had its key cached: forget it here now.
     directory.forget(apiKeyOf(credential), current.identity.tenant.name);
     const anonymous = await orUnavailable(anonymousIdentity(credential, clientIp, directory, config, now));
-    current = plan(request, url, anonymous ?? fallbackIdentity(clientIp), Date.now());
+    current = plan(request, url, anonymous ?? fallbackIdentity(clientIp), ports.clock.now());
     if (!anonymous) return whenUnavailable();
-    gate = await passTenantStage(env, ctx, request, current, ports.random);
+    gate = await passTenantStage(env, ctx, request, current, ports);
   }
 
   switch (gate.kind) {
@@ -94,7 +94,7 @@ export async function guardRequest(
    */
   async function passAggregate(own: Admitted, aggregate: NonNullable<Identity["aggregate"]>): Promise<Response> {
     const identity = { ...current.identity, objectName: aggregate.objectName, carriedLimits: aggregate.limits };
-    const whole = await passTenantStage(env, ctx, request, { ...current, identity }, ports.random);
+    const whole = await passTenantStage(env, ctx, request, { ...current, identity }, ports);
     if (whole.kind === "admit") {
       const both = whole.admitted;
       return forward({

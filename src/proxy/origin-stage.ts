@@ -2,6 +2,8 @@
  * The edge's side of the origin stage: shed from what the stage (or the origin) said before,
  * ask a shard for an origin slot, give it back with what the origin's answer showed.
  */
+import { systemClock } from "../clock";
+import type { StagePorts } from "./forward-admitted";
 import { type LocalRequest, decideLocally } from "../admission/saturation";
 import { FLUSH_AFTER_MS, type LedgerAction, ShedLedger } from "../edge/local-shed-ledger";
 import {
@@ -101,7 +103,7 @@ export function shedAtOriginEdge(
   config: OriginConfig,
   ask: OriginAsk,
   now: number,
-  random: () => number,
+  ports: StagePorts,
 ): Extract<OriginGate, { kind: "shed" }> | null {
   for (const verdict of originVerdictsFor(verdictSubject(ask), now)) {
     const request: LocalRequest = {
@@ -111,7 +113,7 @@ export function shedAtOriginEdge(
     };
     const local = decideLocally(verdict, request, now);
     if (local.kind === "ask") continue;
-    const shard = pickShard(config.shards, random);
+    const shard = pickShard(config.shards, ports.random);
     const action = ledger.record(originShardName(shard), causeOf(local.reason, verdict.noRoom), ask.priority, now);
     followLedger(env, ctx, originShardName(shard), action);
     return { kind: "shed", reason: local.reason, retryAfterMs: local.retryAfterMs, waitedMs: 0, decidedAt: "edge" };
@@ -128,12 +130,12 @@ export async function acquireOrigin(
   ctx: ExecutionContext,
   config: OriginConfig,
   ask: OriginAsk,
-  random: () => number,
+  ports: StagePorts,
   client: AbortSignal | null = null,
 ): Promise<OriginGate> {
-  const first = await acquireFrom(env, ctx, pickShard(config.shards, random), ask, random, client);
+  const first = await acquireFrom(env, ctx, pickShard(config.shards, ports.random), ask, ports, client);
   if (first.kind !== "moved") return first;
-  const second = await acquireFrom(env, ctx, pickShard(first.shards, random), ask, random, client);
+  const second = await acquireFrom(env, ctx, pickShard(first.shards, ports.random), ask, ports, client);
   // Moved twice: the shard count changed again meanwhile. Refuse rather than guess.
   return second.kind === "moved" ? { kind: "unavailable", error: new Error("origin shards moved twice") } : second;
 }
@@ -143,7 +145,7 @@ async function acquireFrom(
   ctx: ExecutionContext,
   shard: number,
   ask: OriginAsk,
-  random: () => number,
+  ports: StagePorts,
   client: AbortSignal | null,
 ): Promise<OriginGate | { readonly kind: "moved"; readonly shards: number }> {
   const name = originShardName(shard);
@@ -152,8 +154,8 @@ async function acquireFrom(
   const call = callObject<AcquireDecision>(
     async () =>
       await env.ORIGIN_GUARD.getByName(name, placement(env)).acquire({ ...ask, ...(localSheds ? { localSheds } : {}) }),
-    ask.deadline - Date.now(),
-    random,
+    ask.deadline - ports.clock.now(),
+    ports.random,
   );
   const left = client ? untilAborted(client) : null;
   try {
@@ -161,7 +163,7 @@ async function acquireFrom(
   } catch (error) {
     if (localSheds) {
       const back = localSheds.map(({ cause, priority, count }) => ({ reason: cause, priority, count }));
-      followLedger(env, ctx, name, ledger.restore(name, back, Date.now()));
+      followLedger(env, ctx, name, ledger.restore(name, back, ports.clock.now()));
     }
     return { kind: "unavailable", error };
   } finally {
@@ -195,8 +197,9 @@ async function acquireFrom(
       };
     case "shed":
       if (decision.saturation) {
-        if (decision.holdScope) holdOriginVerdict(decision.holdScope, decision.saturation, Date.now());
-        else holdSaturationVerdict(ask.tenant, decision.saturation, Date.now());
+        const now = ports.clock.now();
+        if (decision.holdScope) holdOriginVerdict(decision.holdScope, decision.saturation, now);
+        else holdSaturationVerdict(ask.tenant, decision.saturation, now);
       }
       return {
         kind: "shed",
@@ -270,7 +273,8 @@ async function reportSheds(env: Env, ctx: ExecutionContext, name: string): Promi
     );
   } catch (error) {
     console.error(`reporting origin sheds to '${name}' failed; kept for the next report`, error);
-    followLedger(env, ctx, name, ledger.restore(name, batch, Date.now()));
+    // A background report: no request's clock to read.
+    followLedger(env, ctx, name, ledger.restore(name, batch, systemClock.now()));
   }
 }
 

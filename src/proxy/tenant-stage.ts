@@ -5,6 +5,7 @@
  * is cold.
  */
 import { DEFAULT_TIMEOUT_MS } from "../admission/deadline";
+import type { StagePorts } from "./forward-admitted";
 import { guardConfig } from "../config";
 import { type StageVerdict, TenantLeases } from "../edge/tenant-leases";
 import type { Env } from "../env";
@@ -51,7 +52,7 @@ export async function passTenantStage(
   ctx: ExecutionContext,
   request: Request,
   plan: Plan,
-  random: () => number,
+  ports: StagePorts,
 ): Promise<TenantGate> {
   const { identity } = plan;
   const verdict = await leases.enter(
@@ -73,10 +74,10 @@ export async function passTenantStage(
         callObject<LeaseAnswer>(
           // A fresh stub per try: a stub that saw an error may stay broken.
           async () => await env.TENANT_GUARD.getByName(objectName, placement(env)).lease(report),
-          plan.deadline - Date.now(),
-          random,
+          plan.deadline - ports.clock.now(),
+          ports.random,
         ),
-      now: () => Date.now(),
+      now: () => ports.clock.now(),
       wait: (ms: number) => scheduler.wait(ms),
       waitUntil: (work: Promise<unknown>) => ctx.waitUntil(work),
       wakeByPromise: guardConfig(env).waiterWake === "promise",
