@@ -22,6 +22,7 @@ import type { Admitted, Plan } from "./plan";
 import { clientGone, planEvent, shed } from "./shed-answer";
 import { type BodyEnd, releaseOnEnd } from "./release-on-end";
 import { failedOutcome } from "./origin-abort";
+import { signForwarded } from "./sign-request";
 import { keepStreamed } from "./streamed-response";
 
 export interface ProxyPorts {
@@ -62,6 +63,12 @@ export const DEGRADED_HEADER = "x-guard-degraded";
  */
 export function failOpenSlot(config: GuardConfig): (() => void) | null {
   return config.failMode === "open" ? enterFailOpen(config.failOpenMaxInFlight) : null;
+}
+
+/** A bound origin (`ORIGIN`) wins over the port, which fetches ORIGIN_URL over the network. */
+function originFetchOf(config: GuardConfig, ports: ProxyPorts): OriginFetch {
+  const service = config.originService;
+  return service ? (input, init) => service.fetch(input, init) : ports.originFetch;
 }
 
 /** What the origin's answer showed, for the origin stage's release. */
@@ -217,13 +224,25 @@ async function send(
       maxStreamMs: plan.maxStreamMs,
     });
     if (ticket) headers.set("x-guard-origin-limit", String(ticket.limit));
+    const target = originTarget(config.originUrl, url);
+    if (config.signingSecret) {
+      await signForwarded(headers, config.signingSecret, {
+        timestamp: forwardedAt,
+        requestId: admission.requestId,
+        tenant: plan.identity.tenant.name,
+        priority: plan.priority,
+        deadline: plan.deadline,
+        method: request.method,
+        pathAndQuery: target.pathname + target.search,
+      });
+    }
     const result = await forwardToOrigin(
-      originTarget(config.originUrl, url),
+      target,
       request,
       headers,
       plan.deadline,
       forwardedAt,
-      ports.originFetch,
+      originFetchOf(config, ports),
       plan.maxStreamMs,
     );
 
