@@ -4,6 +4,7 @@
  * a missing toolchain skips its half with the reason printed.
  */
 import { spawnSync } from "node:child_process";
+import { rmSync } from "node:fs";
 import { describe, expect, it } from "vitest";
 import { verifyGuardRequest } from "../../examples/verify-signature.mjs";
 import { VECTOR, vectorRequest } from "./signature-vector";
@@ -73,8 +74,12 @@ describe("the verifiers in examples/ agree", () => {
         encoding: "utf8",
         timeout: 120_000,
       });
-      if (build.status !== 0) throw new Error(`go build failed: ${build.stderr}`);
-      for (const input of CASES) expect(run(out, [], ".", input), input.name).toBe(input.expected);
+      try {
+        if (build.status !== 0) throw new Error(`go build failed: ${build.stderr}`);
+        for (const input of CASES) expect(run(out, [], ".", input), input.name).toBe(input.expected);
+      } finally {
+        rmSync(out, { force: true });
+      }
     },
     150_000,
   );
