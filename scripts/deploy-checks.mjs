@@ -10,6 +10,8 @@ const OBJECTS = [
   ["KEY_REGISTRY", "KeyRegistry"],
 ];
 const TOKEN = /^[A-Za-z0-9._~+/=-]{16,}$/;
+/** As src/origin-settings.ts checks it: the same bytes in every verifier. */
+const SIGNING_SECRET = /^[\x21-\x7e]{32,1024}$/;
 
 /** Reserved for documentation (RFC 2606, RFC 6761): a template's value, never a real host. */
 export function isPlaceholderHost(host) {
@@ -52,6 +54,7 @@ function checkOrigin(config, add) {
       add("error", "ORIGIN_URL", "is not set (and no ORIGIN service binding): set it in this environment's vars");
     return;
   }
+  if (hasService) return add("warning", "ORIGIN_URL", "is ignored: the ORIGIN service binding wins over it");
   let url;
   try {
     url = new URL(String(raw));
@@ -120,6 +123,9 @@ function checkSecrets(config, secretsFile, add) {
   for (const name of required) if (!secretsFile[name]) add("error", name, "is required but not in the secrets file");
   const token = secretsFile.ADMIN_TOKEN;
   if (token && !TOKEN.test(token)) add("error", "ADMIN_TOKEN", "must be at least 16 characters of A-Za-z0-9._~+/=-");
+  const signing = secretsFile.ORIGIN_SIGNING_SECRET;
+  if (signing && !SIGNING_SECRET.test(signing))
+    add("error", "ORIGIN_SIGNING_SECRET", "must be 32 to 1024 printable ASCII characters without spaces");
 }
 
 /** Findings for one environment's resolved config; `secretsFile` is the parsed --secrets-file. */

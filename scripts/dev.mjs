@@ -63,6 +63,11 @@ start(
     `ORIGIN_URL:http://127.0.0.1:${originPort}`,
     "--var",
     `ADMIN_TOKEN:${adminToken}`,
+    // Optional and undeclared, so wrangler would not load it from .dev.vars: passed on when set,
+    // to see signed requests arrive at the demo origin (README "Signed origin").
+    ...(process.env.ORIGIN_SIGNING_SECRET
+      ? ["--var", `ORIGIN_SIGNING_SECRET:${process.env.ORIGIN_SIGNING_SECRET}`]
+      : []),
   ],
   // ADMIN_TOKEN in the environment too: wrangler reads declared secrets from it when there is no
   // .dev.vars, and warns that a required secret is missing otherwise.

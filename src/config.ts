@@ -1,14 +1,14 @@
 import { z } from "zod";
 import type { Env } from "./env";
 import { type IdentityConfig, parseIdentityConfig } from "./identity/identity-config";
+import { type OriginSettings, parseOriginSettings } from "./origin-settings";
 import { TOKEN_CHARS, TOKEN_CHARS_MESSAGE } from "./tenant/api-key-format";
 
 /**
  * The Worker's settings, parsed from its bindings once per isolate. A bad value is reported by
  * name with the value it had, on the first request, instead of failing obscurely later.
  */
-export interface GuardConfig extends IdentityConfig {
-  readonly originUrl: URL;
+export interface GuardConfig extends IdentityConfig, OriginSettings {
   /** null disables the admin API: it fails closed, never open. */
   readonly adminToken: string | null;
   /**
@@ -47,10 +47,6 @@ const adminTokenSchema = z
   .or(z.literal("").transform(() => undefined));
 
 const envSchema = z.object({
-  ORIGIN_URL: z
-    .string({ error: "is required: the origin that admitted requests are forwarded to" })
-    .url("must be an absolute http(s) URL")
-    .refine((value) => /^https?:/i.test(value), "must use http or https"),
   UNKNOWN_KEYS: z.enum(["anonymous", "reject"]).default("anonymous"),
   FAIL_MODE: z.enum(["open", "closed"]).default("closed"),
   FAIL_OPEN_MAX_IN_FLIGHT: z.coerce
@@ -91,7 +87,6 @@ export function guardConfig(env: Env): GuardConfig {
 
 function parseEnv(env: Env): GuardConfig | ConfigError {
   const result = envSchema.safeParse({
-    ORIGIN_URL: env.ORIGIN_URL || undefined,
     UNKNOWN_KEYS: env.UNKNOWN_KEYS,
     FAIL_MODE: env.FAIL_MODE || undefined,
     FAIL_OPEN_MAX_IN_FLIGHT: env.FAIL_OPEN_MAX_IN_FLIGHT || undefined,
@@ -99,11 +94,13 @@ function parseEnv(env: Env): GuardConfig | ConfigError {
     DO_LOCATION_HINT: env.DO_LOCATION_HINT || undefined,
   });
   const identity = parseIdentityConfig(env);
-  if (!result.success || !identity.ok) {
+  const origin = parseOriginSettings(env);
+  if (!result.success || !identity.ok || !origin.ok) {
     const issues = [
       ...(result.success
         ? []
         : result.error.issues.map((issue) => ({ setting: issue.path.join("."), ...issue, echo: true }))),
+      ...(origin.ok ? [] : origin.problems),
       ...(identity.ok ? [] : identity.problems),
     ];
     const fields = [...new Set(issues.map((issue) => issue.setting))];
@@ -125,7 +122,7 @@ function parseEnv(env: Env): GuardConfig | ConfigError {
     : `ADMIN_TOKEN ${admin.error.issues.map((issue) => issue.message).join("; ")}`;
   if (adminTokenProblem) console.error(`admin API disabled: ${adminTokenProblem}`);
   return {
-    originUrl: new URL(data.ORIGIN_URL),
+    ...origin.config,
     adminToken: admin.success ? (admin.data ?? null) : null,
     adminTokenProblem,
     unknownKeys: data.UNKNOWN_KEYS,

@@ -12,4 +12,14 @@ export interface Env extends Omit<Cloudflare.Env, "ADMIN_TOKEN" | keyof Identity
   readonly ADMIN_TOKEN?: string;
   /** Test runners only (see `waiterWake` in config.ts), so it is not declared in wrangler.toml. */
   readonly WAITER_WAKE?: string;
+  /**
+   * The origin as a service binding (recipes/service-binding): declared per deployment, not in
+   * wrangler.toml, whose local and template environments forward to ORIGIN_URL.
+   */
+  readonly ORIGIN?: Fetcher;
+  /**
+   * Optional (unset: forwarded requests are not signed), so not in `secrets.required`, which
+   * would make every deploy demand it; recipes/signed-origin declares it required.
+   */
+  readonly ORIGIN_SIGNING_SECRET?: string;
 }

@@ -5,7 +5,7 @@
 import { remainingMs } from "../admission/deadline";
 import type { DecisionSink } from "../analytics";
 import type { Clock } from "../clock";
-import { guardConfig } from "../config";
+import { type GuardConfig, guardConfig } from "../config";
 import type { Env } from "../env";
 import { ORIGIN_BOUNDS, type OriginConfig } from "../origin/origin-config";
 import type { OriginRelease } from "../origin/origin-rpc";
@@ -22,6 +22,7 @@ import type { Admitted, Plan } from "./plan";
 import { clientGone, planEvent, shed } from "./shed-answer";
 import { type BodyEnd, releaseOnEnd } from "./release-on-end";
 import { failedOutcome } from "./origin-abort";
+import { signForwarded } from "./sign-request";
 import { keepStreamed } from "./streamed-response";
 import { UNAVAILABLE_SHED, whenUnreachable } from "./fail-mode";
 
@@ -58,6 +59,12 @@ const MIN_FORWARD_BUDGET_MS = 10;
 const DEADLINE_RETRY_MS = 1_000;
 
 export const DEGRADED_HEADER = "x-guard-degraded";
+
+/** A bound origin (`ORIGIN`) wins over the port, which fetches ORIGIN_URL over the network. */
+function originFetchOf(config: GuardConfig, ports: ProxyPorts): OriginFetch {
+  const service = config.originService;
+  return service ? (input, init) => service.fetch(input, init) : ports.originFetch;
+}
 
 /** What the origin's answer showed, for the origin stage's release. */
 type OriginAnswer = Omit<OriginRelease, "outcome" | "clientBudget" | "streamed">;
@@ -211,13 +218,25 @@ async function send(
       maxStreamMs: plan.maxStreamMs,
     });
     if (ticket) headers.set("x-guard-origin-limit", String(ticket.limit));
+    const target = originTarget(config.originUrl, url);
+    if (config.signingSecret) {
+      await signForwarded(headers, config.signingSecret, {
+        timestamp: forwardedAt,
+        requestId: admission.requestId,
+        tenant: plan.identity.tenant.name,
+        priority: plan.priority,
+        deadline: plan.deadline,
+        method: request.method,
+        pathAndQuery: target.pathname + target.search,
+      });
+    }
     const result = await forwardToOrigin(
-      originTarget(config.originUrl, url),
+      target,
       request,
       headers,
       plan.deadline,
       forwardedAt,
-      ports.originFetch,
+      originFetchOf(config, ports),
       plan.maxStreamMs,
     );
 

@@ -97,6 +97,24 @@ describe("deploy checks", () => {
     expect(fields(ready(), { ADMIN_TOKEN: "a-long-enough-admin-token-0123" })).toEqual([]);
   });
 
+  it("warns that ORIGIN_URL is ignored beside an ORIGIN service binding", () => {
+    const config = ready({ services: [{ binding: "ORIGIN", service: "api" }] });
+    expect(fields(config)).toEqual(["warning ORIGIN_URL"]);
+  });
+
+  it("checks an ORIGIN_SIGNING_SECRET in the secrets file as the Worker does", () => {
+    const token = "a-long-enough-admin-token-0123";
+    expect(fields(ready(), { ADMIN_TOKEN: token, ORIGIN_SIGNING_SECRET: "too-short" })).toEqual([
+      "error ORIGIN_SIGNING_SECRET",
+    ]);
+    expect(
+      fields(ready(), { ADMIN_TOKEN: token, ORIGIN_SIGNING_SECRET: "with spaces 0123456789abcdef0123456789" }),
+    ).toEqual(["error ORIGIN_SIGNING_SECRET"]);
+    expect(fields(ready(), { ADMIN_TOKEN: token, ORIGIN_SIGNING_SECRET: "0123456789abcdef0123456789abcdef" })).toEqual(
+      [],
+    );
+  });
+
   it("tells documentation and local hosts from real ones", () => {
     expect(isPlaceholderHost("api.example.com")).toBe(true);
     expect(isPlaceholderHost("origin.test")).toBe(true);

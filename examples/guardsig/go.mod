@@ -1,0 +1,3 @@
+module guardsig
+
+go 1.19
