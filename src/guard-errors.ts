@@ -20,6 +20,11 @@ export const GUARD_ERRORS = {
   unauthorized: { status: 401, type: "about:blank", title: "Unauthorized" },
   /** IDENTITY=jwt: the bearer token failed verification; `reason` says which check (identity/jwt-verifier.ts). */
   invalid_token: { status: 401, type: `${GUARD_PROBLEM_BASE}invalid-token`, title: "Unauthorized" },
+  /**
+   * The API key is registered but past its `expiresAt`: refused whatever UNKNOWN_KEYS says, so
+   * the client learns to rotate its key instead of sliding into the anonymous limits unseen.
+   */
+  key_expired: { status: 401, type: `${GUARD_PROBLEM_BASE}key-expired`, title: "Unauthorized" },
   not_found: { status: 404, type: "about:blank", title: "Not Found" },
   /** An admin change that contradicts what is stored (a key owned by another tenant, say). */
   conflict: { status: 409, type: `${GUARD_PROBLEM_BASE}conflict`, title: "Conflict" },

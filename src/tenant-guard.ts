@@ -6,9 +6,20 @@ import { LeaseDesk } from "./lease/lease-desk";
 import { type LeaseAnswer, type LeaseReport, leaseReportSchema } from "./lease/lease-protocol";
 import { type LeaseState, leaseState } from "./lease/lease-stats";
 import { ObjectShell } from "./storage/object-shell";
-import { type KeyChange, addKey, removeKey } from "./tenant/key-ring";
+import { z } from "zod";
+import { type KeyBatchChange, type KeyChange, type KeyPosition, MAX_KEYS_PER_TENANT } from "./tenant/key-ring";
+import { KeyTable } from "./tenant/key-table";
 import { type TenantConfig, limitsOf, tenantConfigSchema } from "./tenant/tenant-config";
-import { type KeyRecord, TenantStore } from "./tenant/tenant-store";
+import { type KeyRecord, TenantStore, keyRecordSchema } from "./tenant/tenant-store";
+
+/** A bulk import's batch (src/admin/key-import.ts sends at most this many). */
+export const MAX_KEY_BATCH = 1_000;
+const keyBatchSchema = z.array(keyRecordSchema).max(MAX_KEY_BATCH);
+const keyPageSchema = z.strictObject({
+  after: z.strictObject({ createdAt: z.number().int(), id: z.string() }).nullable(),
+  // One more than a page, so the caller learns whether another page follows.
+  limit: z.number().int().min(1).max(MAX_KEY_BATCH + 1),
+});
 
 /** Counters and returns are written at most this often; grants are written before they are answered. */
 export const FLUSH_INTERVAL_MS = 250;
@@ -20,7 +31,7 @@ export interface TenantStats {
   readonly keys: number;
 }
 
-export type { KeyChange } from "./tenant/key-ring";
+export type { KeyBatchChange, KeyChange } from "./tenant/key-ring";
 
 /**
  * One tenant's totals: the single writer of its bucket and in-flight limit, which it leases to
@@ -32,7 +43,7 @@ export type { KeyChange } from "./tenant/key-ring";
 export class TenantGuard extends DurableObject<Env> {
   private readonly store: TenantStore;
   private config: TenantConfig | null;
-  private keys: readonly KeyRecord[];
+  private readonly keys: KeyTable;
   private readonly desk: LeaseDesk;
   private readonly clock: Clock = systemClock;
   /** Holds the promises of the renewals the desk holds: at most one per holder. */
@@ -42,7 +53,8 @@ export class TenantGuard extends DurableObject<Env> {
     super(ctx, env);
     this.store = new TenantStore(ctx.storage.sql);
     this.config = this.store.loadConfig();
-    this.keys = this.store.loadKeys();
+    this.keys = new KeyTable(ctx.storage.sql);
+    this.keys.insert(this.store.takeLegacyKeys());
     const runtime = this.store.loadRuntime();
     this.desk = new LeaseDesk(
       this.config ? limitsOf(this.config) : null,
@@ -70,37 +82,42 @@ export class TenantGuard extends DurableObject<Env> {
   async stats(): Promise<TenantStats> {
     const book = this.desk.bookNow(this.clock.now());
     const state = leaseState(book, this.desk.limits());
-    return { limits: this.config, state, counters: this.desk.countersNow(), keys: this.keys.length };
+    return { limits: this.config, state, counters: this.desk.countersNow(), keys: this.keys.count() };
   }
 
-  async addKey(key: KeyRecord): Promise<KeyChange> {
+  async addKey(raw: KeyRecord): Promise<KeyChange> {
+    const key = keyRecordSchema.parse(raw);
     if (!this.config) return { kind: "unconfigured" };
-    return this.changeKeys(addKey(this.keys, key));
+    const [addition] = this.keys.insert([key]);
+    if (addition?.kind === "full") return { kind: "too_many_keys", max: MAX_KEYS_PER_TENANT };
+    return { kind: "ok", key };
+  }
+
+  /** Records a batch of keys; each answer says whether it was stored, already there, or over the bound. */
+  async addKeys(raw: readonly KeyRecord[]): Promise<KeyBatchChange> {
+    const keys = keyBatchSchema.parse(raw);
+    if (!this.config) return { kind: "unconfigured" };
+    return { kind: "ok", additions: this.keys.insert(keys) };
   }
 
   async removeKey(id: string): Promise<KeyChange> {
-    return this.changeKeys(removeKey(this.keys, id));
+    const key = this.keys.remove(z.string().parse(id));
+    return key ? { kind: "ok", key } : { kind: "not_found" };
   }
 
-  private changeKeys(result: { keys: readonly KeyRecord[]; change: KeyChange }): KeyChange {
-    if (result.change.kind === "ok") {
-      this.keys = result.keys;
-      this.store.saveKeys(this.keys);
-    }
-    return result.change;
-  }
-
-  async listKeys(): Promise<readonly KeyRecord[]> {
-    return this.keys;
+  /** One page of keys, in creation order (see KeyPosition in src/tenant/key-ring.ts). */
+  async listKeys(raw: { after: KeyPosition | null; limit: number }): Promise<readonly KeyRecord[]> {
+    const page = keyPageSchema.parse(raw);
+    return this.keys.page(page.after, page.limit);
   }
 
   /** Forgets the tenant. Held renewals are answered `unconfigured`; returns the key records. */
   async destroy(): Promise<readonly KeyRecord[]> {
-    const keys = this.keys;
+    const keys = this.keys.all();
     this.shell.apply(this.desk.reset());
     this.shell.timers.clear();
     this.config = null;
-    this.keys = [];
+    this.keys.deleteAll();
     this.store.deleteAll();
     await this.shell.timers.deleteAlarm();
     return keys;

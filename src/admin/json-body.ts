@@ -5,14 +5,14 @@ import { badRequest, guardError } from "../guard-errors";
 /** Admin bodies are small config documents; anything larger is refused before parsing. */
 export const MAX_ADMIN_BODY_BYTES = 64 * 1024;
 
-function tooLarge(): ProblemError {
-  return guardError("body_too_large", `the body exceeds ${MAX_ADMIN_BODY_BYTES} bytes`);
+function tooLarge(maxBytes: number): ProblemError {
+  return guardError("body_too_large", `the body exceeds ${maxBytes} bytes`);
 }
 
-/** Reads at most MAX_ADMIN_BODY_BYTES, whatever Content-Length claims. */
-async function readBounded(request: Request): Promise<string> {
+/** Reads at most `maxBytes`, whatever Content-Length claims. */
+async function readBounded(request: Request, maxBytes: number): Promise<string> {
   const declared = Number(request.headers.get("content-length") ?? "0");
-  if (declared > MAX_ADMIN_BODY_BYTES) throw tooLarge();
+  if (declared > maxBytes) throw tooLarge(maxBytes);
   if (!request.body) return "";
   const reader = request.body.getReader();
   const chunks: Uint8Array[] = [];
@@ -21,9 +21,9 @@ async function readBounded(request: Request): Promise<string> {
     const { done, value } = await reader.read();
     if (done) break;
     total += value.byteLength;
-    if (total > MAX_ADMIN_BODY_BYTES) {
+    if (total > maxBytes) {
       await reader.cancel().catch(() => undefined);
-      throw tooLarge();
+      throw tooLarge(maxBytes);
     }
     chunks.push(value);
   }
@@ -36,11 +36,14 @@ async function readBounded(request: Request): Promise<string> {
   return new TextDecoder("utf-8", { fatal: true, ignoreBOM: false }).decode(bytes);
 }
 
-export async function readJson(request: Request, options: { optional?: boolean } = {}): Promise<unknown> {
+export async function readJson(
+  request: Request,
+  options: { optional?: boolean; maxBytes?: number } = {},
+): Promise<unknown> {
   const type = request.headers.get("content-type") ?? "";
   let text: string;
   try {
-    text = await readBounded(request);
+    text = await readBounded(request, options.maxBytes ?? MAX_ADMIN_BODY_BYTES);
   } catch (error) {
     if (error instanceof ProblemError) throw error;
     throw badRequest("the body is not valid UTF-8");

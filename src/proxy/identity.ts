@@ -1,5 +1,7 @@
 import type { GuardConfig } from "../config";
 import { guardError } from "../guard-errors";
+import type { ProblemError } from "../problem";
+import { isExpired } from "../tenant/key-ring";
 import { compileRoutes } from "../tenant/route-rules";
 import type { AdmissionLimits } from "../admission/limits";
 import { KeyLookupBudget } from "../edge/key-lookup-budget";
@@ -92,6 +94,7 @@ async function tenantNamed(
 ): Promise<string | null> {
   if (credential.kind === "key") {
     const entry = await directory.tenantForKey(credential.key, now, () => keyLookups.take(clientBucket(clientIp), now));
+    if (entry && isExpired(entry.expiresAt, now)) throw keyExpired(config, entry.expiresAt ?? now);
     return entry?.tenant ?? null;
   }
   if (credential.kind === "none" || config.identity.kind !== "jwt") return null;
@@ -106,6 +109,17 @@ async function tenantNamed(
   }
   // `anonymous` has no credentials of its own: a token cannot claim the shared anonymous bucket.
   return TENANT_NAME_PATTERN.test(verdict.tenant) && verdict.tenant !== ANONYMOUS_TENANT ? verdict.tenant : "";
+}
+
+/** The 401 of an expired key: the edge's cached entry carries the expiry, so it is exact to the millisecond. */
+function keyExpired(config: GuardConfig, expiresAt: number): ProblemError {
+  const detail = `the API key expired at ${new Date(expiresAt).toISOString()}`;
+  return guardError(
+    "key_expired",
+    detail,
+    { expiredAt: expiresAt },
+    { "www-authenticate": challenge(config.identity, detail) },
+  );
 }
 
 /**

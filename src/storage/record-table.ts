@@ -40,6 +40,10 @@ export class RecordTable {
     return null;
   }
 
+  remove(name: string): void {
+    this.sql.exec("DELETE FROM record WHERE name = ?", name);
+  }
+
   deleteAll(): void {
     this.sql.exec("DELETE FROM record");
   }

@@ -28,6 +28,11 @@ const MAX_CACHED_TENANTS = 1_000;
 export interface KeyEntry {
   readonly tenant: string;
   readonly id: string;
+  /**
+   * Epoch ms after which the key is refused. Carried in the entry, so an isolate's cached copy
+   * expires the key at the exact millisecond, never up to EDGE_CACHE_TTL_MS late.
+   */
+  readonly expiresAt?: number;
 }
 
 export interface EdgeTenant {
@@ -36,7 +41,7 @@ export interface EdgeTenant {
   readonly classify: RouteMatcher;
 }
 
-const keyEntrySchema = z.object({ tenant: z.string(), id: z.string() });
+const keyEntrySchema = z.object({ tenant: z.string(), id: z.string(), expiresAt: z.number().optional() });
 
 export const kvKeyName = (hash: string) => `key:${hash}`;
 export const kvTenantName = (tenant: string) => `tenant:${tenant}`;
@@ -130,8 +135,7 @@ export class TenantDirectory {
   /** Removes a key; this isolate forgets it at once, others within the staleness bound. */
   async deleteKey(hash: string): Promise<void> {
     await this.kv.delete(kvKeyName(hash));
-    keyCache.clear();
-    unknownKeyCache.clear();
+    forgetKeys();
   }
 
   async listTenants(cursor: string | undefined, limit: number) {
@@ -141,6 +145,15 @@ export class TenantDirectory {
       cursor: page.list_complete ? null : page.cursor,
     };
   }
+}
+
+/**
+ * This isolate forgets every key it resolved or found unknown: called where a key was written
+ * or removed by its registry object (another invocation, whose caches are not this one's).
+ */
+export function forgetKeys(): void {
+  keyCache.clear();
+  unknownKeyCache.clear();
 }
 
 /** For tests: forget everything this isolate cached. */

@@ -8,9 +8,9 @@ import { RecordTable } from "../storage/record-table";
 import { admissionLimitsSchema, tenantConfigSchema, type TenantConfig } from "./tenant-config";
 
 /**
- * The tenant object's storage: three records in one RecordTable.
+ * The tenant object's storage: two records in one RecordTable (its keys are rows of their own,
+ * in src/tenant/key-table.ts, so no request reads a list that grows with them).
  * - `config`: the limits and routes, written when an admin changes them (rare, synchronous).
- * - `keys`: the API key records (hashes only), written on key changes.
  * - `runtime`: bucket, holders' leases and counters, written before a grant is answered and
  *   otherwise in batches (see FLUSH_INTERVAL_MS in tenant-guard.ts).
  * Every record is parsed with its schema on load: a record written by an older version, or
@@ -22,6 +22,10 @@ export interface KeyRecord {
   readonly createdAt: number;
   /** First characters of the key, to tell keys apart in listings; never enough to use it. */
   readonly hint: string;
+  /** The operator's label for the key (a customer's name, say). */
+  readonly name?: string | null;
+  /** Epoch ms after which the edge refuses the key; none: it never expires. */
+  readonly expiresAt?: number | null;
 }
 
 export interface RuntimeRecord {
@@ -35,11 +39,13 @@ export interface RuntimeRecord {
   readonly lastActiveAt: number;
 }
 
-const keyRecordSchema = z.object({
-  id: z.string(),
-  hash: z.string(),
-  createdAt: z.number(),
-  hint: z.string(),
+export const keyRecordSchema = z.object({
+  id: z.string().min(1).max(64),
+  hash: z.string().regex(/^[0-9a-f]{64}$/),
+  createdAt: z.number().int().min(0),
+  hint: z.string().max(16),
+  name: z.string().max(256).nullable().optional(),
+  expiresAt: z.number().int().nullable().optional(),
 });
 
 const count = z.number().int().min(0);
@@ -120,12 +126,14 @@ export class TenantStore {
     this.table.write("config", config);
   }
 
-  loadKeys(): KeyRecord[] {
-    return this.table.parsed("keys", z.array(keyRecordSchema)) ?? [];
-  }
-
-  saveKeys(keys: readonly KeyRecord[]): void {
-    this.table.write("keys", keys);
+  /**
+   * The key list of older versions (one record of at most 20): handed over once to the key
+   * table (src/tenant/key-table.ts), which holds each key as its own row, and then dropped.
+   */
+  takeLegacyKeys(): KeyRecord[] {
+    const keys = this.table.parsed("keys", z.array(keyRecordSchema)) ?? [];
+    this.table.remove("keys");
+    return keys;
   }
 
   loadRuntime(): RuntimeRecord | null {

@@ -28,6 +28,7 @@ const ROUTES: Array<[string, string, unknown?]> = [
   ["DELETE", "/tenants/sec"],
   ["GET", "/tenants/sec/keys"],
   ["POST", "/tenants/sec/keys", {}],
+  ["POST", "/tenants/sec/keys/import", { keys: [{ key: "sec-key-0123456789abcdef" }] }],
   ["DELETE", "/tenants/sec/keys/key_x"],
   ["GET", "/overview"],
   ["GET", "/metrics"],
