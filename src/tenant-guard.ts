@@ -18,7 +18,11 @@ const keyBatchSchema = z.array(keyRecordSchema).max(MAX_KEY_BATCH);
 const keyPageSchema = z.strictObject({
   after: z.strictObject({ createdAt: z.number().int(), id: z.string() }).nullable(),
   // One more than a page, so the caller learns whether another page follows.
-  limit: z.number().int().min(1).max(MAX_KEY_BATCH + 1),
+  limit: z
+    .number()
+    .int()
+    .min(1)
+    .max(MAX_KEY_BATCH + 1),
 });
 
 /** Counters and returns are written at most this often; grants are written before they are answered. */
