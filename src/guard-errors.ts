@@ -20,6 +20,8 @@ export const GUARD_ERRORS = {
   unauthorized: { status: 401, type: "about:blank", title: "Unauthorized" },
   /** IDENTITY=jwt: the bearer token failed verification; `reason` says which check (identity/jwt-verifier.ts). */
   invalid_token: { status: 401, type: `${GUARD_PROBLEM_BASE}invalid-token`, title: "Unauthorized" },
+  /** A WebSocket upgrade for a tenant whose `maxConnections` is 0. */
+  websockets_refused: { status: 403, type: `${GUARD_PROBLEM_BASE}websockets-refused`, title: "Forbidden" },
   not_found: { status: 404, type: "about:blank", title: "Not Found" },
   /** An admin change that contradicts what is stored (a key owned by another tenant, say). */
   conflict: { status: 409, type: `${GUARD_PROBLEM_BASE}conflict`, title: "Conflict" },
