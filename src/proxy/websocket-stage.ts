@@ -137,7 +137,7 @@ async function upgradeAtOrigin(fc: ForwardContext, admission: Admitted): Promise
   const record = (status: number, reason: string) =>
     ports.sink.record({
       ...planEvent(request, plan),
-      outcome: status === 101 ? "admitted" : "error",
+      outcome: reason === "origin_failed" ? "error" : "admitted",
       reason,
       decidedAt: admission.decidedAt,
       stage: "forward",
