@@ -11,13 +11,12 @@ import { CONNECTION_TIMING } from "../connections/connection-book";
 import { guardConfig } from "../config";
 import { connectionClosed, connectionHolder, connectionOpened, renewalDue } from "../edge/open-connections";
 import { guardErrorResponse } from "../guard-errors";
-import { clientIpOf, credentialHeader } from "../identity/credential";
 import { placement } from "../object-placement";
 import { setRateLimitFields } from "../ratelimit-fields";
 import { maxConnectionsOf } from "../tenant/tenant-config";
-import { type ForwardContext, UNAVAILABLE_RETRY_MS } from "./forward-admitted";
-import { originTarget } from "./forward";
-import { clientResponseHeaders, originRequestHeaders } from "./header-hygiene";
+import { UNAVAILABLE_RETRY_MS } from "./fail-mode";
+import { type ForwardContext, originFetchOf, originRequest } from "./forward-admitted";
+import { clientResponseHeaders } from "./header-hygiene";
 import type { Admitted } from "./plan";
 import { clientGone, planEvent, shed } from "./shed-answer";
 import { relay } from "./websocket-relay";
@@ -62,7 +61,7 @@ export async function forwardWebSocket(fc: ForwardContext, admission: Admitted):
     return refuse("guard_unavailable", UNAVAILABLE_RETRY_MS);
   }
   if (answer.kind === "full") return refuse("connections_full", CONNECTIONS_RETRY_MS);
-  connectionOpened(objectName, Date.now());
+  connectionOpened(objectName, ports.clock.now());
 
   let closed = false;
   const closeConnection = () => {
@@ -88,7 +87,7 @@ export async function forwardWebSocket(fc: ForwardContext, admission: Admitted):
   const [client, server] = [pair[0], pair[1]];
   server.accept();
   const renewal = setInterval(() => {
-    const open = renewalDue(objectName, Date.now());
+    const open = renewalDue(objectName, ports.clock.now());
     if (open === null) return;
     const renewed = object()
       .renewConnections({ holder, open })
@@ -114,20 +113,14 @@ type Handshake =
 
 /** Asks the origin to upgrade, aborted if it has not answered by the deadline; the timer stops at its answer. */
 async function upgradeAtOrigin(fc: ForwardContext, admission: Admitted): Promise<Handshake> {
-  const { request, url, env, ports, plan } = fc;
-  const config = guardConfig(env);
-  const startedAt = Date.now();
+  const { request, env, ports, plan } = fc;
+  const startedAt = ports.clock.now();
   const timeoutMs = remainingMs(plan.deadline, startedAt);
-  const headers = originRequestHeaders(request.headers, {
-    tenant: plan.identity.tenant.name,
-    priority: plan.priority,
-    deadline: plan.deadline,
+  const { headers, target } = await originRequest(fc, admission, {
     timeoutMs,
-    clientIp: clientIpOf(request.headers),
-    publicUrl: url,
-    requestId: admission.requestId,
-    ...(config.credentialToOrigin === "strip" ? { stripCredential: credentialHeader(config.identity) } : {}),
+    sentAt: startedAt,
     maxStreamMs: null,
+    originLimit: null,
   });
   for (const name of HANDSHAKE_HEADERS) headers.delete(name);
   headers.set("upgrade", "websocket");
@@ -144,12 +137,12 @@ async function upgradeAtOrigin(fc: ForwardContext, admission: Admitted): Promise
       queueWaitMs: admission.waitedMs,
       queueDepth: admission.quota.queued,
       status,
-      originMs: Date.now() - startedAt,
+      originMs: ports.clock.now() - startedAt,
       inFlight: admission.quota.inFlight,
       originLimit: 0,
     });
   try {
-    const response = await ports.originFetch(originTarget(config.originUrl, url), {
+    const response = await originFetchOf(guardConfig(env), ports)(target, {
       method: "GET",
       headers,
       redirect: "manual",
@@ -178,7 +171,7 @@ async function upgradeAtOrigin(fc: ForwardContext, admission: Admitted): Promise
         waitedMs: admission.waitedMs,
         stage: "forward",
         decidedAt: admission.decidedAt,
-        originMs: Date.now() - startedAt,
+        originMs: ports.clock.now() - startedAt,
       });
       return { kind: "answer", response };
     }
