@@ -25,6 +25,8 @@ export const GUARD_ERRORS = {
    * the client learns to rotate its key instead of sliding into the anonymous limits unseen.
    */
   key_expired: { status: 401, type: `${GUARD_PROBLEM_BASE}key-expired`, title: "Unauthorized" },
+  /** A WebSocket upgrade for a tenant whose `maxConnections` is 0. */
+  websockets_refused: { status: 403, type: `${GUARD_PROBLEM_BASE}websockets-refused`, title: "Forbidden" },
   not_found: { status: 404, type: "about:blank", title: "Not Found" },
   /** An admin change that contradicts what is stored (a key owned by another tenant, say). */
   conflict: { status: 409, type: `${GUARD_PROBLEM_BASE}conflict`, title: "Conflict" },

@@ -72,6 +72,11 @@ const SHED_RESPONSES: Record<ShedReason, ShedMapping> = {
     detail: () =>
       "requests without a registered API key or token are at their shared bound; send your key or token, or retry later",
   },
+  connections_full: {
+    ...reducedCapacity,
+    violated: [],
+    detail: (s) => `tenant '${s.tenant}' has all the WebSocket connections it may hold open (maxConnections)`,
+  },
   origin_saturated: {
     ...reducedCapacity,
     violated: [],

@@ -1,6 +1,25 @@
 import { DurableObject } from "cloudflare:workers";
 import type { Counters } from "./admission/counters";
 import { type Clock, systemClock } from "./clock";
+import {
+  type ConnectionBook,
+  closeConnection,
+  emptyConnectionBook,
+  openConnection,
+  openTotal,
+  reclaimConnections,
+  renewConnections,
+} from "./connections/connection-book";
+import {
+  type ConnectionAnswer,
+  type ConnectionClose,
+  type ConnectionOpen,
+  type ConnectionRenew,
+  type ConnectionStats,
+  connectionCloseSchema,
+  connectionOpenSchema,
+  connectionRenewSchema,
+} from "./connections/connection-rpc";
 import type { Env } from "./env";
 import { LeaseDesk } from "./lease/lease-desk";
 import { type LeaseAnswer, type LeaseReport, leaseReportSchema } from "./lease/lease-protocol";
@@ -9,7 +28,7 @@ import { ObjectShell } from "./storage/object-shell";
 import { z } from "zod";
 import { type KeyBatchChange, type KeyChange, type KeyPosition, MAX_KEYS_PER_TENANT } from "./tenant/key-ring";
 import { KeyTable } from "./tenant/key-table";
-import { type TenantConfig, limitsOf, tenantConfigSchema } from "./tenant/tenant-config";
+import { type TenantConfig, limitsOf, maxConnectionsOf, tenantConfigSchema } from "./tenant/tenant-config";
 import { type KeyRecord, TenantStore, keyRecordSchema } from "./tenant/tenant-store";
 
 /** A bulk import's batch (src/admin/key-import.ts sends at most this many). */
@@ -33,6 +52,7 @@ export interface TenantStats {
   readonly state: LeaseState;
   readonly counters: Counters;
   readonly keys: number;
+  readonly connections: ConnectionStats;
 }
 
 export type { KeyBatchChange, KeyChange } from "./tenant/key-ring";
@@ -49,6 +69,8 @@ export class TenantGuard extends DurableObject<Env> {
   private config: TenantConfig | null;
   private readonly keys: KeyTable;
   private readonly desk: LeaseDesk;
+  /** Open WebSockets per isolate (src/connections/connection-book.ts), written on each change. */
+  private connections: ConnectionBook;
   private readonly clock: Clock = systemClock;
   /** Holds the promises of the renewals the desk holds: at most one per holder. */
   private readonly shell: ObjectShell<LeaseAnswer>;
@@ -59,6 +81,7 @@ export class TenantGuard extends DurableObject<Env> {
     this.config = this.store.loadConfig();
     this.keys = new KeyTable(ctx.storage.sql);
     this.keys.insert(this.store.takeLegacyKeys());
+    this.connections = this.store.loadConnections() ?? emptyConnectionBook();
     const runtime = this.store.loadRuntime();
     this.desk = new LeaseDesk(
       this.config ? limitsOf(this.config) : null,
@@ -86,7 +109,43 @@ export class TenantGuard extends DurableObject<Env> {
   async stats(): Promise<TenantStats> {
     const book = this.desk.bookNow(this.clock.now());
     const state = leaseState(book, this.desk.limits());
-    return { limits: this.config, state, counters: this.desk.countersNow(), keys: this.keys.count() };
+    const connections = reclaimConnections(this.connections, this.clock.now());
+    return {
+      limits: this.config,
+      state,
+      counters: this.desk.countersNow(),
+      keys: this.keys.count(),
+      connections: {
+        open: openTotal(connections),
+        limit: this.config ? maxConnectionsOf(this.config) : null,
+        holders: connections.holders.length,
+      },
+    };
+  }
+
+  /** A WebSocket wants to open: counted if the tenant is below its limit (its own, else the caller's). */
+  async openConnection(raw: ConnectionOpen): Promise<ConnectionAnswer> {
+    const call = connectionOpenSchema.parse(raw);
+    const limit = this.config ? maxConnectionsOf(this.config) : call.limit;
+    const result = openConnection(this.connections, call.holder, limit, this.clock.now());
+    this.keepConnections(result.book);
+    return { kind: result.kind, open: result.open, limit };
+  }
+
+  async closeConnection(raw: ConnectionClose): Promise<void> {
+    const call = connectionCloseSchema.parse(raw);
+    this.keepConnections(closeConnection(this.connections, call.holder, this.clock.now()));
+  }
+
+  async renewConnections(raw: ConnectionRenew): Promise<void> {
+    const call = connectionRenewSchema.parse(raw);
+    this.keepConnections(renewConnections(this.connections, call.holder, call.open, this.clock.now()));
+  }
+
+  private keepConnections(book: ConnectionBook): void {
+    if (book === this.connections) return;
+    this.connections = book;
+    this.store.saveConnections(book);
   }
 
   async addKey(raw: KeyRecord): Promise<KeyChange> {
@@ -122,6 +181,7 @@ export class TenantGuard extends DurableObject<Env> {
     this.shell.timers.clear();
     this.config = null;
     this.keys.deleteAll();
+    this.connections = emptyConnectionBook();
     this.store.deleteAll();
     await this.shell.timers.deleteAlarm();
     return keys;
@@ -137,7 +197,8 @@ export class TenantGuard extends DurableObject<Env> {
    */
   reapAt(now: number): void {
     const { effects, forget } = this.desk.reap(now, Math.min(now, this.clock.now()));
-    if (forget) {
+    // An idle bucket with sockets still open keeps their count: forgetting it would free them all.
+    if (forget && reclaimConnections(this.connections, now).holders.length === 0) {
       this.shell.apply(this.desk.reset());
       this.shell.timers.clear();
       this.store.deleteAll();

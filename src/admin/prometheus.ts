@@ -74,6 +74,12 @@ const TENANT_FAMILIES: readonly Family<TenantOverview>[] = [
     samples: (t) => one(t.limits?.maxQueue ?? 0),
   },
   {
+    name: "guard_connections_open",
+    type: "gauge",
+    help: "WebSockets open now (held against maxConnections).",
+    samples: (t) => one(t.connections.open),
+  },
+  {
     name: "guard_arrived_total",
     type: "counter",
     help: "Requests that asked for admission.",

@@ -27,6 +27,8 @@ export const SHED_REASONS = [
   "guard_unavailable",
   /** All anonymous traffic together is at the `anonymous` tenant's aggregate bound. */
   "anonymous_saturated",
+  /** A WebSocket upgrade while the tenant already holds `maxConnections` open sockets. */
+  "connections_full",
   ...ORIGIN_SHED_REASONS,
 ] as const;
 

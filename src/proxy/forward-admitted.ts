@@ -61,7 +61,7 @@ const DEADLINE_RETRY_MS = 1_000;
 export const DEGRADED_HEADER = "x-guard-degraded";
 
 /** A bound origin (`ORIGIN`) wins over the port, which fetches ORIGIN_URL over the network. */
-function originFetchOf(config: GuardConfig, ports: ProxyPorts): OriginFetch {
+export function originFetchOf(config: GuardConfig, ports: ProxyPorts): OriginFetch {
   const service = config.originService;
   return service ? (input, init) => service.fetch(input, init) : ports.originFetch;
 }
@@ -88,6 +88,45 @@ function originAnswer(response: Response, origin: OriginConfig | null, latencyMs
 
 function originOutcome(outcome: ReleaseOutcome): OriginRelease["outcome"] {
   return outcome === "not_forwarded" ? "cancelled" : outcome;
+}
+
+/**
+ * The target and headers a forwarded request is sent with: hop-by-hop and client-asserted
+ * headers dropped, the guard's own set, and signed when ORIGIN_SIGNING_SECRET is set. Shared by
+ * plain requests and WebSocket handshakes, so both reach the origin asserted and signed alike.
+ */
+export async function originRequest(
+  fc: ForwardContext,
+  admission: Admitted,
+  send: { timeoutMs: number; sentAt: number; maxStreamMs: number | null; originLimit: number | null },
+): Promise<{ headers: Headers; target: URL }> {
+  const { request, url, env, plan } = fc;
+  const config = guardConfig(env);
+  const headers = originRequestHeaders(request.headers, {
+    tenant: plan.identity.tenant.name,
+    priority: plan.priority,
+    deadline: plan.deadline,
+    timeoutMs: send.timeoutMs,
+    clientIp: clientIpOf(request.headers),
+    publicUrl: url,
+    requestId: admission.requestId,
+    ...(config.credentialToOrigin === "strip" ? { stripCredential: credentialHeader(config.identity) } : {}),
+    maxStreamMs: send.maxStreamMs,
+  });
+  if (send.originLimit !== null) headers.set("x-guard-origin-limit", String(send.originLimit));
+  const target = originTarget(config.originUrl, url);
+  if (config.signingSecret) {
+    await signForwarded(headers, config.signingSecret, {
+      timestamp: send.sentAt,
+      requestId: admission.requestId,
+      tenant: plan.identity.tenant.name,
+      priority: plan.priority,
+      deadline: plan.deadline,
+      method: request.method,
+      pathAndQuery: target.pathname + target.search,
+    });
+  }
+  return { headers, target };
 }
 
 export async function forwardAdmitted(fc: ForwardContext, admission: Admitted): Promise<Response> {
@@ -140,7 +179,7 @@ async function send(
   degraded: boolean,
   leaveFailOpen: (() => void) | null,
 ): Promise<Response> {
-  const { request, url, env, ctx, ports, plan } = fc;
+  const { request, env, ctx, ports, plan } = fc;
   const forwardedAt = ports.clock.now();
   const waitedMs = admission.waitedMs + (ticket?.waitedMs ?? 0);
   let answer = NO_ANSWER;
@@ -206,30 +245,12 @@ async function send(
     // Admitted at the last moment: sending it now would only be late work for the origin.
     if (timeoutMs < MIN_FORWARD_BUDGET_MS) return deadlineAnswer("cancelled", 0);
     const config = guardConfig(env);
-    const headers = originRequestHeaders(request.headers, {
-      tenant: plan.identity.tenant.name,
-      priority: plan.priority,
-      deadline: plan.deadline,
+    const { headers, target } = await originRequest(fc, admission, {
       timeoutMs,
-      clientIp: clientIpOf(request.headers),
-      publicUrl: url,
-      requestId: admission.requestId,
-      ...(config.credentialToOrigin === "strip" ? { stripCredential: credentialHeader(config.identity) } : {}),
+      sentAt: forwardedAt,
       maxStreamMs: plan.maxStreamMs,
+      originLimit: ticket?.limit ?? null,
     });
-    if (ticket) headers.set("x-guard-origin-limit", String(ticket.limit));
-    const target = originTarget(config.originUrl, url);
-    if (config.signingSecret) {
-      await signForwarded(headers, config.signingSecret, {
-        timestamp: forwardedAt,
-        requestId: admission.requestId,
-        tenant: plan.identity.tenant.name,
-        priority: plan.priority,
-        deadline: plan.deadline,
-        method: request.method,
-        pathAndQuery: target.pathname + target.search,
-      });
-    }
     const result = await forwardToOrigin(
       target,
       request,

@@ -18,6 +18,7 @@ import { originAsk, shedAtOriginEdge } from "./origin-stage";
 import { type Admitted, plan } from "./plan";
 import { clientGone, shed } from "./shed-answer";
 import { type TenantGate, passTenantStage } from "./tenant-stage";
+import { forwardWebSocket, isWebSocketUpgrade } from "./websocket-stage";
 
 export type { ProxyPorts } from "./forward-admitted";
 
@@ -42,7 +43,7 @@ export async function guardRequest(
   let current = plan(request, url, identity ?? fallbackIdentity(clientIp), now);
   const forward = (admitted: Admitted) => {
     const fc: ForwardContext = { request, url, env, ctx, ports, plan: current, origin };
-    return forwardAdmitted(fc, admitted);
+    return isWebSocketUpgrade(request) ? forwardWebSocket(fc, admitted) : forwardAdmitted(fc, admitted);
   };
 
   // KV could not tell who this is: the fail mode decides, on the built-in anonymous limits.

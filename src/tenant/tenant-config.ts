@@ -20,7 +20,12 @@ export const BOUNDS = {
   routes: 64,
   routePathLength: 256,
   weight: 1_000,
+  /** Open WebSockets per tenant: the count lives in the tenant object as one row per isolate. */
+  maxConnections: 100_000,
 } as const;
+
+/** Open WebSockets a tenant may hold when its config does not say. */
+export const DEFAULT_MAX_CONNECTIONS = 100;
 
 export const TENANT_NAME_PATTERN = /^[a-z0-9](?:[a-z0-9._-]{0,62})$/;
 
@@ -80,6 +85,11 @@ export const tenantConfigSchema = admissionLimitsSchema.extend({
    */
   weight: z.number().positive().max(BOUNDS.weight).default(1),
   /**
+   * WebSockets open at once for this tenant (default DEFAULT_MAX_CONNECTIONS); 0 refuses them.
+   * An open socket holds one of these, not an in-flight slot, for as long as it stays open.
+   */
+  maxConnections: z.number().int().min(0).max(BOUNDS.maxConnections).optional(),
+  /**
    * The `anonymous` tenant only: limits over all anonymous traffic together, beside each client
    * address's own bucket, so a spray from many addresses cannot take more than this.
    */
@@ -92,6 +102,10 @@ export type TenantConfig = z.infer<typeof tenantConfigSchema>;
 export function limitsOf(config: TenantConfig) {
   const { rate, burst, maxInFlight, maxQueue, maxWaitMs } = config;
   return { rate, burst, maxInFlight, maxQueue, maxWaitMs };
+}
+
+export function maxConnectionsOf(config: TenantConfig): number {
+  return config.maxConnections ?? DEFAULT_MAX_CONNECTIONS;
 }
 
 /**

@@ -4,15 +4,18 @@ import { emptyCounters } from "../admission/counters";
 import { ADMISSION_SHED_REASONS, type AdmissionShedReason } from "../admission/shed-reason";
 import { MAX_DEPARTED } from "../lease/lease-book";
 import { leaseTallySchema, MAX_HOLDERS } from "../lease/lease-protocol";
+import { type ConnectionBook, MAX_CONNECTION_HOLDERS } from "../connections/connection-book";
 import { RecordTable } from "../storage/record-table";
 import { admissionLimitsSchema, tenantConfigSchema, type TenantConfig } from "./tenant-config";
 
 /**
- * The tenant object's storage: two records in one RecordTable (its keys are rows of their own,
+ * The tenant object's storage: three records in one RecordTable (its keys are rows of their own,
  * in src/tenant/key-table.ts, so no request reads a list that grows with them).
  * - `config`: the limits and routes, written when an admin changes them (rare, synchronous).
  * - `runtime`: bucket, holders' leases and counters, written before a grant is answered and
  *   otherwise in batches (see FLUSH_INTERVAL_MS in tenant-guard.ts).
+ * - `connections`: open WebSockets per isolate, written on every open, close and renewal (a
+ *   socket is long-lived, so these are rare beside requests).
  * Every record is parsed with its schema on load: a record written by an older version, or
  * damaged, is dropped with a log line instead of poisoning the object.
  */
@@ -38,6 +41,19 @@ export interface RuntimeRecord {
   readonly carriedLimits: z.infer<typeof admissionLimitsSchema> | null;
   readonly lastActiveAt: number;
 }
+
+const connectionBookSchema = z.strictObject({
+  holders: z
+    .array(
+      z.strictObject({
+        id: z.string(),
+        open: z.number().int().min(1),
+        changedAt: z.number(),
+        expiresAt: z.number(),
+      }),
+    )
+    .max(MAX_CONNECTION_HOLDERS),
+});
 
 export const keyRecordSchema = z.object({
   id: z.string().min(1).max(64),
@@ -148,6 +164,14 @@ export class TenantStore {
 
   saveRuntime(runtime: RuntimeRecord): void {
     this.table.write("runtime", runtime);
+  }
+
+  loadConnections(): ConnectionBook | null {
+    return this.table.parsed("connections", connectionBookSchema);
+  }
+
+  saveConnections(book: ConnectionBook): void {
+    this.table.write("connections", book);
   }
 
   deleteAll(): void {

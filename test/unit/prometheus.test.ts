@@ -40,6 +40,7 @@ const overview: Overview = {
         calls: { lease: 7 },
       },
       keys: 1,
+      connections: { open: 2, limit: 100, holders: 1 },
     },
   ],
 };

@@ -1,12 +1,22 @@
 import { describe, expect, it } from "vitest";
 import { fieldErrors } from "../../src/admin/json-body";
-import { configWarnings, tenantConfigSchema } from "../../src/tenant/tenant-config";
+import {
+  DEFAULT_MAX_CONNECTIONS,
+  configWarnings,
+  maxConnectionsOf,
+  tenantConfigSchema,
+} from "../../src/tenant/tenant-config";
 
 const valid = { rate: 100, burst: 200, maxInFlight: 20, maxQueue: 50, maxWaitMs: 2000 };
 
 describe("tenant config", () => {
   it("accepts the README example and fills defaults", () => {
     expect(tenantConfigSchema.parse(valid)).toEqual({ ...valid, maxClientPriority: "normal", routes: [], weight: 1 });
+  });
+
+  it("leaves maxConnections unset to mean the default, and keeps 0 (WebSockets refused)", () => {
+    expect(maxConnectionsOf(tenantConfigSchema.parse(valid))).toBe(DEFAULT_MAX_CONNECTIONS);
+    expect(maxConnectionsOf(tenantConfigSchema.parse({ ...valid, maxConnections: 0 }))).toBe(0);
   });
 
   it.each([
@@ -27,6 +37,9 @@ describe("tenant config", () => {
     [{ routes: [{ path: "/x", stream: true, maxStreamMs: 3_600_001 }] }, "routes.0.maxStreamMs"],
     [{ routes: [{ path: "/x", stream: true, maxStreamMs: 0 }] }, "routes.0.maxStreamMs"],
     [{ routes: [{ path: "/x", maxStreamMs: 60_000 }] }, "routes.0.maxStreamMs"],
+    [{ maxConnections: -1 }, "maxConnections"],
+    [{ maxConnections: 100_001 }, "maxConnections"],
+    [{ maxConnections: 1.5 }, "maxConnections"],
     [{ surprise: true }, "surprise"],
   ])("rejects %j naming %s and echoing the value", (change, field) => {
     const input = { ...valid, ...change };
