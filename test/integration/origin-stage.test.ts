@@ -37,6 +37,12 @@ async function originView(): Promise<OriginView> {
   return (await (await admin("GET", "/origin")).json()) as OriginView;
 }
 
+/**
+ * For tests that poll the shard's stats (up to 200 turns of 10 ms plus an RPC each): on a loaded
+ * machine the turns take longer, and vitest's default 5 s would cut a test that is still passing.
+ */
+const POLLING = { timeout: 20_000 };
+
 async function originWhen(condition: (view: OriginView) => boolean, turns = 200): Promise<OriginView> {
   let view = await originView();
   for (let turn = 0; turn < turns && !condition(view); turn += 1) {
@@ -177,41 +183,45 @@ describe("origin stage on the request path", () => {
     expect(view.stats?.counters.shedByCause.backoff).toBeGreaterThanOrEqual(1);
   });
 
-  it("holds back only the tenant and route a 503 with Retry-After was for, without the whole-origin signal (issue 13, item 4)", async () => {
-    // A maintenance page on one route: its 503 + Retry-After must not stop every tenant and route.
-    origin = installFakeOrigin((request) =>
-      new URL(request.url).pathname.startsWith("/maint/")
-        ? new Response("down for maintenance", { status: 503, headers: { "retry-after": "30" } })
-        : Response.json({ ok: true }),
-    );
-    await putOrigin({ maxInFlight: 4, globalHoldHeader: "x-origin-overloaded" });
-    const a = await createTenant(uniqueTenant("maint-a"));
-    const b = await createTenant(uniqueTenant("maint-b"));
-    const c = await createTenant(uniqueTenant("maint-c"));
-    expect((await proxied(a, "/maint/job")).status).toBe(503);
-    // Tenant a is held on /maint only; the rest of its API, and every other tenant, goes on.
-    await expectShed(await proxied(a, "/maint/job"), 503, "origin_backoff");
-    expect((await proxied(a, "/api/thing")).status).toBe(200);
-    expect((await proxied(c, "/api/thing", { headers: { "x-priority": "critical" } })).status).toBe(200);
-    expect((await proxied(b, "/maint/job")).status).toBe(503);
-    // Two tenants heard the same on /maint: now the route is held for everyone, and only it.
-    await originWhen((v) => v.stats?.counters.released === 5);
-    await expectShed(
-      await proxied(c, "/maint/job/7", { headers: { "x-priority": "critical" } }),
-      503,
-      "origin_backoff",
-    );
-    expect((await proxied(c, "/api/thing")).status).toBe(200);
-    const view = (await originView()) as OriginView & { stats: { routesHeld: number } };
-    expect(view.stats).toMatchObject({ backoffMs: 0, routesHeld: 1 });
-    expect(origin.requests.map((r) => new URL(r.url).pathname)).toEqual([
-      "/maint/job",
-      "/api/thing",
-      "/api/thing",
-      "/maint/job",
-      "/api/thing",
-    ]);
-  });
+  it(
+    "holds back only the tenant and route a 503 with Retry-After was for, without the whole-origin signal (issue 13, item 4)",
+    POLLING,
+    async () => {
+      // A maintenance page on one route: its 503 + Retry-After must not stop every tenant and route.
+      origin = installFakeOrigin((request) =>
+        new URL(request.url).pathname.startsWith("/maint/")
+          ? new Response("down for maintenance", { status: 503, headers: { "retry-after": "30" } })
+          : Response.json({ ok: true }),
+      );
+      await putOrigin({ maxInFlight: 4, globalHoldHeader: "x-origin-overloaded" });
+      const a = await createTenant(uniqueTenant("maint-a"));
+      const b = await createTenant(uniqueTenant("maint-b"));
+      const c = await createTenant(uniqueTenant("maint-c"));
+      expect((await proxied(a, "/maint/job")).status).toBe(503);
+      // Tenant a is held on /maint only; the rest of its API, and every other tenant, goes on.
+      await expectShed(await proxied(a, "/maint/job"), 503, "origin_backoff");
+      expect((await proxied(a, "/api/thing")).status).toBe(200);
+      expect((await proxied(c, "/api/thing", { headers: { "x-priority": "critical" } })).status).toBe(200);
+      expect((await proxied(b, "/maint/job")).status).toBe(503);
+      // Two tenants heard the same on /maint: now the route is held for everyone, and only it.
+      await originWhen((v) => v.stats?.counters.released === 5);
+      await expectShed(
+        await proxied(c, "/maint/job/7", { headers: { "x-priority": "critical" } }),
+        503,
+        "origin_backoff",
+      );
+      expect((await proxied(c, "/api/thing")).status).toBe(200);
+      const view = (await originView()) as OriginView & { stats: { routesHeld: number } };
+      expect(view.stats).toMatchObject({ backoffMs: 0, routesHeld: 1 });
+      expect(origin.requests.map((r) => new URL(r.url).pathname)).toEqual([
+        "/maint/job",
+        "/api/thing",
+        "/api/thing",
+        "/maint/job",
+        "/api/thing",
+      ]);
+    },
+  );
 
   it("counts clients without a key as one party for fair shares, however many addresses they use (issue 13, item 3)", async () => {
     const held = heldResponses();
@@ -282,7 +292,7 @@ describe("origin stage on the request path", () => {
     expect(await (await one).text()).toBe("done");
   });
 
-  it("makes a request wait in the origin stage's queue for a slot another tenant frees", async () => {
+  it("makes a request wait in the origin stage's queue for a slot another tenant frees", POLLING, async () => {
     const held = heldResponses();
     origin = installFakeOrigin(held.handler);
     await putOrigin({ maxInFlight: 1, adaptive: false, maxQueue: 4, maxWaitMs: 5_000 });
@@ -363,7 +373,7 @@ describe("when a Durable Object cannot be asked", () => {
     ]);
   });
 
-  it("fails closed at the origin stage too, giving the tenant its slot and token back", async () => {
+  it("fails closed at the origin stage too, giving the tenant its slot and token back", POLLING, async () => {
     origin = installFakeOrigin();
     await putOrigin({ maxInFlight: 4 });
     const tenant = uniqueTenant("oclosed");
