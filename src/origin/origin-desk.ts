@@ -248,7 +248,7 @@ export class OriginDesk {
     return this.effects();
   }
 
-  /** The core and limits as they stand, read-only: for the stats and the property tests. */
+  /** The core and limits as they stand, read-only: for the property tests, which judge the desk by them. */
   inspect(): { readonly core: OriginState; readonly limits: OriginLimits; readonly leases: number } | null {
     return this.active && { core: this.active.core, limits: this.active.limits, leases: this.leases.size };
   }

@@ -56,13 +56,6 @@ export class ObjectShell<Answer> {
     this.timers.wakeAt(this.desk.wakeAt(this.clock.now()), () => this.apply(this.desk.wake(this.clock.now())));
   }
 
-  /** Answers every held call `answer` (the object forgets its state) and stops the timers. */
-  answerAll(answer: Answer): void {
-    for (const resolve of this.held.values()) resolve(answer);
-    this.held.clear();
-    this.timers.clear();
-  }
-
   /** The storage alarm fired: it is no longer armed. Returns the time to reap as of. */
   alarmFired(): number {
     this.timers.alarmFired();
